@@ -1,0 +1,67 @@
+"""bp_xp: the backpropagation layers of "Deep Learning from Scratch", on any array backend.
+
+The layers take their Array API namespace from their inputs, so the same code runs on
+NumPy, CuPy, PyTorch, JAX, Dask and array-api-strict. Choose where arrays live with a
+string (``"torch:cuda:0"``), train with the book's API.
+
+>>> import bp_xp
+>>> net = bp_xp.TwoLayerNet(784, 50, 10, backend="numpy", seed=0)
+>>> net
+TwoLayerNet(784-50-10, backend=numpy, dtype=float32)
+"""
+
+from importlib.metadata import PackageNotFoundError, version
+
+from . import functions, layers
+from ._backend import (
+    BACKEND_NAMES,
+    Backend,
+    BackendError,
+    BackendMismatchError,
+    BackendUnavailableError,
+    available_backends,
+    backend_info,
+    backend_of,
+    namespace_of,
+    resolve_backend,
+    to_device,
+    to_numpy,
+)
+from .gradient import gradient_check, numerical_gradient, relative_error
+from .layers import AddLayer, Affine, MulLayer, Relu, Sigmoid, SoftmaxWithLoss
+from .nets import MultiLayerNet, TwoLayerNet
+from .params import Params
+
+try:
+    __version__ = version("bp_xp")
+except PackageNotFoundError:  # running from a source tree that was never installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "BACKEND_NAMES",
+    "AddLayer",
+    "Affine",
+    "Backend",
+    "BackendError",
+    "BackendMismatchError",
+    "BackendUnavailableError",
+    "MulLayer",
+    "MultiLayerNet",
+    "Params",
+    "Relu",
+    "Sigmoid",
+    "SoftmaxWithLoss",
+    "TwoLayerNet",
+    "available_backends",
+    "backend_info",
+    "backend_of",
+    "functions",
+    "gradient_check",
+    "layers",
+    "namespace_of",
+    "numerical_gradient",
+    "relative_error",
+    "resolve_backend",
+    "to_device",
+    "to_numpy",
+]

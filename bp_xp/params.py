@@ -1,0 +1,91 @@
+"""``Params``: the book's ``params`` dict, with the layers as the one owner of each array.
+
+In the book, ``params['W1']`` and ``Affine.W`` are the same NumPy array and training
+updates it in place. That aliasing breaks on immutable backends (JAX) and whenever a
+user writes ``params['W1'] = params['W1'] - lr * grad``: the layer would keep the old
+array. Here ``params`` is a view: reading a key reads the layer's attribute, writing a
+key replaces it, so the next ``predict`` always sees the new array, and in-place updates
+(``params['W1'] -= ...`` on NumPy, CuPy, torch) keep working too.
+
+A replacement is checked before it is stored, so a wrong update fails loudly and leaves
+the network as it was: same shape, same dtype, same backend and device.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, MutableMapping
+from typing import Any
+
+from ._backend import BackendMismatchError, namespace_of
+
+__all__ = ["Params"]
+
+
+class Params(MutableMapping):
+    """A mapping from parameter names (``"W1"``) to arrays held by layers.
+
+    Parameters
+    ----------
+    slots : dict
+        ``{name: (owner, attribute)}``, e.g. ``{"W1": (affine1, "W")}``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bp_xp.layers import Affine
+    >>> from bp_xp.params import Params
+    >>> layer = Affine(np.zeros((2, 3)), np.zeros(3))
+    >>> params = Params({"W1": (layer, "W"), "b1": (layer, "b")})
+    >>> params["W1"] = params["W1"] + 1.0
+    >>> float(layer.W.sum())
+    6.0
+    """
+
+    def __init__(self, slots: dict[str, tuple[Any, str]]) -> None:
+        self._slots = dict(slots)
+
+    def __getitem__(self, key: str) -> Any:
+        owner, attr = self._slot(key)
+        return getattr(owner, attr)
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        owner, attr = self._slot(key)
+        old = getattr(owner, attr)
+        if value is old:  # the in-place path: `params[k] -= g` hands back the same array
+            return
+        try:
+            namespace_of(old, value, names=(f"params[{key!r}]", "the new value"))
+        except (BackendMismatchError, TypeError) as exc:
+            raise type(exc)(f"cannot set params[{key!r}]: {exc}") from exc
+        if tuple(value.shape) != tuple(old.shape):
+            raise ValueError(
+                f"cannot set params[{key!r}]: shape {tuple(value.shape)} differs from the "
+                f"parameter's shape {tuple(old.shape)}"
+            )
+        if value.dtype != old.dtype:
+            raise TypeError(
+                f"cannot set params[{key!r}]: dtype {value.dtype} differs from the parameter's "
+                f"dtype {old.dtype}; cast the update (e.g. a Python float learning rate keeps it)"
+            )
+        setattr(owner, attr, value)
+
+    def __delitem__(self, key: str) -> None:
+        raise TypeError("a network's parameters cannot be removed")
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._slots)
+
+    def __len__(self) -> int:
+        return len(self._slots)
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k!r}: {self[k].dtype}{tuple(self[k].shape)}" for k in self)
+        return f"Params({{{inner}}})"
+
+    def _slot(self, key: str) -> tuple[Any, str]:
+        try:
+            return self._slots[key]
+        except KeyError:
+            raise KeyError(
+                f"unknown parameter {key!r}; this network has {', '.join(self._slots)}"
+            ) from None
