@@ -41,15 +41,42 @@ BACKEND_NAMES: tuple[str, ...] = ("numpy", "cupy", "torch", "jax", "dask", "arra
 
 
 class BackendError(ValueError):
-    """Base class of bp_xp's backend and device errors."""
+    """Base class of bp_xp's backend and device errors.
+
+    Examples
+    --------
+    >>> import bp_xp
+    >>> issubclass(bp_xp.BackendMismatchError, bp_xp.BackendError)
+    True
+    """
 
 
 class BackendUnavailableError(BackendError):
-    """A backend or device was named that is unknown, not installed, or not working here."""
+    """A backend or device was named that is unknown, not installed, or not working here.
+
+    Examples
+    --------
+    >>> import bp_xp
+    >>> bp_xp.resolve_backend("numpy:cuda")
+    Traceback (most recent call last):
+    ...
+    bp_xp._backend.BackendUnavailableError: backend 'numpy' has only the device 'cpu', not 'cuda'
+    """
 
 
 class BackendMismatchError(BackendError, TypeError):
-    """Arrays from different backends, or on different devices, met in one computation."""
+    """Arrays from different backends, or on different devices, met in one computation.
+
+    Examples
+    --------
+    >>> import bp_xp
+    >>> a = bp_xp.to_device([1.0], "array_api_strict")
+    >>> b = bp_xp.to_device([1.0], "array_api_strict:device1")
+    >>> bp_xp.namespace_of(a, b, names=("a", "b"))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    bp_xp._backend.BackendMismatchError: bp_xp: arrays on different devices met in one computation: a is on array_api_strict.Device('CPU_DEVICE'), b is on array_api_strict.Device('device1'). ...
+    """
 
 
 # --------------------------------------------------------------------------------------
@@ -266,6 +293,16 @@ class Backend:
         Raises :class:`BackendUnavailableError` when the device cannot hold it (for
         example ``float64`` on array_api_strict's ``no_float64`` device, or on JAX
         without ``jax_enable_x64``).
+
+        Examples
+        --------
+        >>> import bp_xp
+        >>> bp_xp.resolve_backend("array_api_strict").dtype("float64")
+        array_api_strict.float64
+        >>> bp_xp.resolve_backend("array_api_strict:no_float64").dtype("float64")
+        Traceback (most recent call last):
+        ...
+        bp_xp._backend.BackendUnavailableError: dtype 'float64' is not available on array_api_strict:no_float64; it supports bool, complex64, float32, int16, int32, int64, int8, uint16, uint32, uint64, uint8.
         """
         name = _dtype_name(dtype)
         supported = self._supported_dtypes()
@@ -300,6 +337,14 @@ class Backend:
 
         The result never shares memory with ``x``, so the caller's array cannot be
         changed through it.
+
+        Examples
+        --------
+        >>> import numpy as np, bp_xp
+        >>> host = np.array([1.0, 2.0])
+        >>> x = bp_xp.resolve_backend("numpy").asarray(host, dtype="float32")
+        >>> x, np.shares_memory(x, host)
+        (array([1., 2.], dtype=float32), False)
         """
         host = to_numpy(x)
         if dtype is not None:
@@ -326,7 +371,17 @@ class Backend:
         return xp.asarray(host, device=self.device, copy=True)
 
     def owns(self, x: Any) -> bool:
-        """Whether ``x`` is an array of this backend on this device."""
+        """Whether ``x`` is an array of this backend on this device.
+
+        Examples
+        --------
+        >>> import bp_xp
+        >>> x = bp_xp.to_device([1.0], "array_api_strict:device1")
+        >>> bp_xp.resolve_backend("array_api_strict:device1").owns(x)
+        True
+        >>> bp_xp.resolve_backend("array_api_strict").owns(x)
+        False
+        """
         try:
             return backend_of(x) == self
         except BackendError:
@@ -417,7 +472,17 @@ def available_backends() -> tuple[str, ...]:
 
 
 def backend_info() -> list[dict[str, Any]]:
-    """One row per known backend: name, available, version, devices, and why not."""
+    """One row per known backend: name, available, version, devices, and why not.
+
+    ``bp-xp backends`` prints this as a table.
+
+    Examples
+    --------
+    >>> import bp_xp
+    >>> row = bp_xp.backend_info()[0]
+    >>> row["name"], row["available"], row["devices"], row["reason"]
+    ('numpy', True, ['numpy'], '')
+    """
     rows = []
     for name in BACKEND_NAMES:
         row: dict[str, Any] = {"name": name, "available": False, "version": None,
@@ -474,6 +539,10 @@ def _available_hint() -> str:
 
 _NAMESPACE_BY_TYPE: dict[type, ModuleType] = {}
 _SINGLE_DEVICE_TYPES: set[type] = {np.ndarray}
+# Array types whose ``.device`` attribute is what array_api_compat.device() returns, so the
+# device check can read it directly: torch tensors (array_api_compat's lookup costs ~1 us
+# per array, and a training step makes a few dozen checks).
+_DEVICE_ATTRIBUTE_TYPES: set[type] = set()
 
 
 def namespace_of(*arrays: Any, names: Sequence[str] | None = None) -> ModuleType:
@@ -497,13 +566,28 @@ def namespace_of(*arrays: Any, names: Sequence[str] | None = None) -> ModuleType
         When the arrays come from different backends or sit on different devices.
     TypeError
         When none of the arguments is an array.
+
+    Examples
+    --------
+    >>> import numpy as np, bp_xp
+    >>> bp_xp.namespace_of(np.ones(2), np.zeros(3)).__name__
+    'array_api_compat.numpy'
+    >>> bp_xp.namespace_of(bp_xp.to_device([1.0], "array_api_strict")).__name__
+    'array_api_strict'
     """
     first = type(arrays[0])
     xp = _NAMESPACE_BY_TYPE.get(first)
-    if xp is not None and all(type(a) is first for a in arrays):
-        if len(arrays) > 1 and first not in _SINGLE_DEVICE_TYPES:
+    if xp is not None:
+        if len(arrays) == 1 or (first in _SINGLE_DEVICE_TYPES
+                                and all(type(a) is first for a in arrays)):
+            return xp
+        if all(type(a) is first for a in arrays):
+            if first in _DEVICE_ATTRIBUTE_TYPES:
+                device = arrays[0].device
+                if all(a.device == device for a in arrays):
+                    return xp
             _check_same_device(arrays, names)
-        return xp
+            return xp
     return _namespace_slow(arrays, names)
 
 
@@ -525,6 +609,8 @@ def _namespace_slow(arrays: Sequence[Any], names: Sequence[str] | None) -> Modul
         ) from exc
     if len({type(a) for _, a in labelled}) == 1:
         _NAMESPACE_BY_TYPE[type(labelled[0][1])] = xp
+        if array_api_compat.is_torch_array(labelled[0][1]):
+            _DEVICE_ATTRIBUTE_TYPES.add(type(labelled[0][1]))
     if len(labelled) > 1:
         _check_same_device([a for _, a in labelled], [label for label, _ in labelled])
     return xp
@@ -548,6 +634,66 @@ def _describe(x: Any) -> str:
         return f"a {backend_of(x)} array"
     except BackendError:
         return f"a {type(x).__module__}.{type(x).__qualname__}"
+
+
+# Unsigned integers of each float width, for the bitwise fast path of zero_where.
+_UINT_OF_FLOAT = {np.dtype(np.float32): np.dtype(np.uint32), np.dtype(np.float64): np.dtype(np.uint64)}
+# Below this many elements torch.where's fixed cost wins over the bitwise path's three calls.
+_TORCH_BITWISE_MIN_SIZE = 65536
+
+
+def zero_where(mask: Any, x: Any, xp: ModuleType | None = None) -> Any:
+    """``where(mask, 0, x)``: ``x`` with zeros where ``mask`` is true (a new array).
+
+    The ReLU layer's forward and backward. The portable path is ``xp.where``. On the
+    CPU, NumPy's and PyTorch's ``where`` are branchy and slow when the mask is random
+    (about 2-4 ns per element: for a wide network, more than all other element-wise work
+    of a step), so float32/float64 NumPy arrays, and large CPU torch tensors that do not
+    require grad, of the mask's shape take a bitwise path instead: the mask becomes an
+    all-zeros/all-ones integer per element and is ANDed with ``x``'s bits. The result is
+    bit for bit what ``where`` gives (``+0.0`` where masked; NaN, infinities and ``-0.0``
+    elsewhere kept).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bp_xp._backend import zero_where
+    >>> x = np.array([1.5, -2.0, np.inf, np.nan])
+    >>> zero_where(x < 0, x)
+    array([1.5, 0. , inf, nan])
+    >>> zero_where(np.isinf(x), x)
+    array([ 1.5, -2. ,  0. ,  nan])
+    """
+    kind = type(x)
+    if type(mask) is kind and mask.shape == x.shape:
+        if kind is np.ndarray:
+            uint = _UINT_OF_FLOAT.get(x.dtype)
+            if uint is not None and mask.dtype == np.bool_:
+                bits = mask.astype(uint)  # 1 where masked
+                bits -= 1  # 0 where masked, all ones elsewhere
+                bits &= x.view(uint)
+                return bits.view(x.dtype)
+        elif kind in _DEVICE_ATTRIBUTE_TYPES:  # torch
+            bits = _torch_zero_where(mask, x)
+            if bits is not None:
+                return bits
+    if xp is None:
+        xp = namespace_of(mask, x, names=("mask", "x"))
+    return xp.where(mask, 0, x)
+
+
+def _torch_zero_where(mask: Any, x: Any) -> Any:
+    """The bitwise path of :func:`zero_where` for CPU tensors, or ``None`` where it does not apply."""
+    import torch
+
+    integer = {torch.float32: torch.int32, torch.float64: torch.int64}.get(x.dtype)
+    if (integer is None or mask.dtype != torch.bool or x.device.type != "cpu"
+            or x.requires_grad or x.numel() < _TORCH_BITWISE_MIN_SIZE):
+        return None
+    bits = mask.to(integer)  # 1 where masked
+    bits -= 1  # 0 where masked, all ones elsewhere
+    bits &= x.view(integer)
+    return bits.view(x.dtype)
 
 
 def backend_of(x: Any) -> Backend:

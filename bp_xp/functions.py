@@ -167,15 +167,22 @@ def cross_entropy_error(y: Array, t: Array) -> Array:
 
 def _mean_nll(xp: Any, logp: Array, t: Array) -> Array:
     """Mean over the batch of ``-sum(t * logp)``, for one-hot or integer ``t``."""
-    batch = logp.shape[0]
+    return _nll_with_hits(xp, logp, t, _label_hits(xp, logp, t))
+
+
+def _label_hits(xp: Any, logp: Array, t: Array) -> Array | None:
+    """Validate labels ``t`` against ``logp``; the boolean one-hot of integer labels.
+
+    Returns ``None`` for one-hot (probability) labels, which need no conversion.
+    """
     if t.ndim == logp.ndim:
         if t.shape != logp.shape:
             raise ValueError(
                 f"one-hot labels must have the predictions' shape {tuple(logp.shape)}, "
                 f"got {tuple(t.shape)}"
             )
-        picked = xp.sum(xp.astype(t, logp.dtype, copy=False) * logp, axis=-1)
-    elif t.ndim == logp.ndim - 1:
+        return None
+    if t.ndim == logp.ndim - 1:
         if t.shape != logp.shape[:-1]:
             raise ValueError(
                 f"integer labels must have shape {tuple(logp.shape[:-1])} for predictions "
@@ -183,14 +190,20 @@ def _mean_nll(xp: Any, logp: Array, t: Array) -> Array:
             )
         _require_integer_labels(xp, t)
         classes = xp.arange(logp.shape[-1], dtype=t.dtype, device=_device(t))
-        hits = xp.expand_dims(t, axis=-1) == classes
-        picked = xp.sum(xp.where(hits, logp, 0), axis=-1)
+        return t[..., None] == classes
+    raise ValueError(
+        f"labels must be one-hot with shape {tuple(logp.shape)} or integer with shape "
+        f"{tuple(logp.shape[:-1])}, got shape {tuple(t.shape)}"
+    )
+
+
+def _nll_with_hits(xp: Any, logp: Array, t: Array, hits: Array | None) -> Array:
+    """``_mean_nll`` once :func:`_label_hits` has checked ``t``; one reduction, no row sums."""
+    if hits is None:
+        total = xp.sum(xp.astype(t, logp.dtype, copy=False) * logp)
     else:
-        raise ValueError(
-            f"labels must be one-hot with shape {tuple(logp.shape)} or integer with shape "
-            f"{tuple(logp.shape[:-1])}, got shape {tuple(t.shape)}"
-        )
-    return -xp.sum(picked) / batch
+        total = xp.sum(xp.where(hits, logp, 0))
+    return total * (-1.0 / logp.shape[0])  # one operation on the 0-d array, not two
 
 
 def _require_integer_labels(xp: Any, t: Array) -> None:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ._backend import namespace_of
-from .functions import _mean_nll, log_softmax, one_hot, sigmoid
+from ._backend import namespace_of, zero_where
+from .functions import _label_hits, _nll_with_hits, sigmoid
 
 __all__ = ["AddLayer", "Affine", "MulLayer", "Relu", "Sigmoid", "SoftmaxWithLoss"]
 
@@ -99,14 +99,16 @@ class Relu:
     def forward(self, x: Array) -> Array:
         xp = namespace_of(x)
         self.mask = x <= 0
-        return xp.where(self.mask, 0, x)
+        return zero_where(self.mask, x, xp)
 
     def backward(self, dout: Array) -> Array:
-        if self.mask is None:
+        mask = self.mask
+        if mask is None:
             raise RuntimeError("Relu.backward called before forward")
-        xp = namespace_of(dout, self.mask, names=("dout", "mask"))
-        _check_shape("Relu", "dout", dout, self.mask.shape)
-        return xp.where(self.mask, 0, dout)
+        xp = namespace_of(dout, mask, names=("dout", "mask"))
+        if dout.shape != mask.shape:
+            _check_shape("Relu", "dout", dout, mask.shape)
+        return zero_where(mask, dout, xp)
 
 
 class Sigmoid:
@@ -199,14 +201,29 @@ class Affine:
         self.x = x
         return x @ self.W + self.b
 
-    def backward(self, dout: Array) -> Array:
-        if self.x is None:
+    def backward(self, dout: Array, *, need_dx: bool = True) -> Array | None:
+        """Set ``dW`` and ``db``; return ``dx`` in ``x``'s shape.
+
+        Parameters
+        ----------
+        dout : array, shape (N, out_features)
+        need_dx : bool, keyword-only
+            ``False`` skips the product ``dout @ W.T`` and returns ``None``: networks
+            pass it to their first layer, whose input gradient nobody uses (it is a
+            third of that layer's backward work).
+        """
+        x = self.x
+        if x is None:
             raise RuntimeError("Affine.backward called before forward")
-        xp = namespace_of(dout, self.W, names=("dout", "W"))
-        _check_shape("Affine", "dout", dout, (self.x.shape[0], self.W.shape[1]))
-        self.dW = self.x.T @ dout
+        W = self.W
+        xp = namespace_of(dout, W, names=("dout", "W"))
+        if dout.shape != (x.shape[0], W.shape[1]):
+            _check_shape("Affine", "dout", dout, (x.shape[0], W.shape[1]))
+        self.dW = x.T @ dout
         self.db = xp.sum(dout, axis=0)
-        dx = dout @ self.W.T
+        if not need_dx:
+            return None
+        dx = dout @ W.T
         if len(self.original_x_shape) != 2:
             dx = xp.reshape(dx, self.original_x_shape)
         return dx
@@ -235,31 +252,36 @@ class SoftmaxWithLoss:
         self.loss: Array | None = None
         self.y: Array | None = None
         self.t: Array | None = None
+        self._hits: Array | None = None  # boolean one-hot of integer labels, reused by backward
 
     def forward(self, x: Array, t: Array) -> Array:
         xp = namespace_of(x, t, names=("x", "t"))
         if x.ndim != 2:
             raise ValueError(f"SoftmaxWithLoss expects logits of shape (N, C), got {tuple(x.shape)}")
-        logp = log_softmax(x)
-        self.y = xp.exp(logp)
+        # log-sum-exp once: the shifted exponentials give both log-probabilities and y
+        shifted = x - xp.max(x, axis=-1, keepdims=True)
+        e = xp.exp(shifted)
+        total = xp.sum(e, axis=-1, keepdims=True)
+        logp = shifted - xp.log(total)
+        hits = _label_hits(xp, logp, t)
+        self.y = e / total
         self.t = t
-        self.loss = _mean_nll(xp, logp, t)
+        self._hits = hits
+        self.loss = _nll_with_hits(xp, logp, t, hits)
         return self.loss
 
     def backward(self, dout: Any = 1) -> Array:
-        if self.y is None:
+        y = self.y
+        if y is None:
             raise RuntimeError("SoftmaxWithLoss.backward called before forward")
-        y, t = self.y, self.t
         xp = namespace_of(y)
         if not isinstance(dout, _SCALARS):
             namespace_of(dout, y, names=("dout", "y"))
             if dout.ndim != 0:
                 raise ValueError(f"dout of a scalar loss must be 0-d, got shape {tuple(dout.shape)}")
             dout = xp.astype(dout, y.dtype, copy=False)
-        if t.ndim == y.ndim:
-            target = xp.astype(t, y.dtype, copy=False)
-        else:
-            target = one_hot(t, y.shape[-1], dtype=y.dtype)
+        hits = self._hits
+        target = xp.astype(self.t if hits is None else hits, y.dtype, copy=False)
         return (y - target) * (dout / y.shape[0])
 
 

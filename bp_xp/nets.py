@@ -60,13 +60,30 @@ class _Network:
     # -- the book's API --------------------------------------------------------------
 
     def predict(self, x: Array) -> Array:
-        """Logits (scores before softmax) for a batch ``x`` of shape ``(N, ...)``."""
+        """Logits (scores before softmax) for a batch ``x`` of shape ``(N, ...)``.
+
+        Examples
+        --------
+        >>> import numpy as np, bp_xp
+        >>> net = bp_xp.TwoLayerNet(4, 5, 3, seed=0)
+        >>> net.predict(np.ones((2, 4), dtype=np.float32)).shape
+        (2, 3)
+        """
         for layer in self.layers.values():
             x = layer.forward(x)
         return x
 
     def loss(self, x: Array, t: Array) -> Array:
-        """Mean cross-entropy loss (plus weight decay) as a 0-d array on the device."""
+        """Mean cross-entropy loss (plus weight decay) as a 0-d array on the device.
+
+        Examples
+        --------
+        >>> import numpy as np, bp_xp
+        >>> net = bp_xp.TwoLayerNet(4, 5, 3, weight_init_std=0.0, seed=0)
+        >>> loss = net.loss(np.ones((2, 4), dtype=np.float32), np.array([0, 2]))
+        >>> loss.shape, round(float(loss), 4)  # all-zero weights: log(3)
+        ((), 1.0986)
+        """
         loss = self.last_layer.forward(self.predict(x), t)
         if self.weight_decay_lambda:
             xp = self.backend.xp
@@ -78,6 +95,15 @@ class _Network:
         """Fraction of correct predictions, as a 0-d array (``float(...)`` for a number).
 
         ``t`` holds integer labels or one-hot rows.
+
+        Examples
+        --------
+        >>> import numpy as np, bp_xp
+        >>> net = bp_xp.TwoLayerNet(2, 4, 2, weight_init_std=1.0, seed=0)
+        >>> x = np.array([[1.0, 0.0], [0.0, 1.0]], dtype=np.float32)
+        >>> predicted = np.argmax(net.predict(x), axis=1)
+        >>> float(net.accuracy(x, predicted)), float(net.accuracy(x, 1 - predicted))
+        (1.0, 0.0)
         """
         y = self.predict(x)
         xp = namespace_of(y, t, names=("predictions", "t"))
@@ -87,11 +113,22 @@ class _Network:
         return xp.mean(xp.astype(predicted == t, y.dtype))
 
     def gradient(self, x: Array, t: Array) -> dict[str, Array]:
-        """Gradients of :meth:`loss` by backpropagation, keyed like ``params``."""
+        """Gradients of :meth:`loss` by backpropagation, keyed like ``params``.
+
+        Examples
+        --------
+        >>> import numpy as np, bp_xp
+        >>> net = bp_xp.TwoLayerNet(4, 5, 3, seed=0)
+        >>> grads = net.gradient(np.ones((2, 4), dtype=np.float32), np.array([0, 2]))
+        >>> {key: grads[key].shape for key in grads}
+        {'W1': (4, 5), 'b1': (5,), 'W2': (5, 3), 'b2': (3,)}
+        """
         self.loss(x, t)
         dout = self.last_layer.backward(1)
-        for layer in reversed(list(self.layers.values())):
+        first, *rest = self.layers.values()
+        for layer in reversed(rest):
             dout = layer.backward(dout)
+        first.backward(dout, need_dx=False)  # the input's gradient is never used
         grads = {}
         for key, (layer, attr) in self.params._slots.items():
             grad = getattr(layer, "d" + attr)
@@ -101,7 +138,19 @@ class _Network:
         return grads
 
     def numerical_gradient(self, x: Array, t: Array, h: float = 1e-4) -> dict[str, Array]:
-        """Gradients of :meth:`loss` by central differences (slow: for checking only)."""
+        """Gradients of :meth:`loss` by central differences (slow: for checking only).
+
+        Each parameter is perturbed through ``params`` and restored afterwards.
+
+        Examples
+        --------
+        >>> import numpy as np, bp_xp
+        >>> net = bp_xp.TwoLayerNet(4, 5, 3, weight_init_std=1.0, dtype="float64", seed=0)
+        >>> x, t = np.linspace(-1, 1, 8).reshape(2, 4), np.array([0, 2])
+        >>> numeric, backprop = net.numerical_gradient(x, t), net.gradient(x, t)
+        >>> all(np.allclose(numeric[k], backprop[k], atol=1e-7) for k in backprop)
+        True
+        """
         return {
             key: numerical_gradient(lambda p, key=key: self._loss_at(key, p, x, t), self.params[key], h)
             for key in self.params
@@ -122,6 +171,15 @@ class _Network:
 
         The original is left untouched. ``net.to("torch:cuda")`` moves to the GPU;
         ``net.to(dtype="float64")`` makes a float64 copy on the same device.
+
+        Examples
+        --------
+        >>> import bp_xp
+        >>> net = bp_xp.TwoLayerNet(4, 5, 3, seed=0)
+        >>> net.to("array_api_strict:device1", dtype="float64")
+        TwoLayerNet(4-5-3, backend=array_api_strict:device1, dtype=float64)
+        >>> net
+        TwoLayerNet(4-5-3, backend=numpy, dtype=float32)
         """
         target = self.backend if backend is None and device is None else resolve_backend(
             backend if backend is not None else self.backend.name, device)
@@ -190,8 +248,14 @@ class MultiLayerNet(_Network):
         Xavier (``sqrt(1 / fan_in)``) for sigmoid.
     weight_decay_lambda : float
         L2 penalty ``0.5 * lambda * sum(W ** 2)`` added to the loss (and its gradient).
-    backend, device, dtype, seed
-        As in :class:`TwoLayerNet`.
+    backend : str, module or Backend
+        Where the parameters live, as in :class:`TwoLayerNet`.
+    device : optional
+        Overrides the backend's device.
+    dtype : str
+        ``"float32"`` (default) or ``"float64"``.
+    seed : int, optional
+        Seed of the host generator the initial weights are drawn from.
 
     Examples
     --------

@@ -44,7 +44,14 @@ TOLERANCES: dict[str, tuple[float, float]] = {
 
 @dataclasses.dataclass(frozen=True)
 class Case:
-    """One row of the matrix: a backend spec plus how to treat inputs."""
+    """One row of the matrix: a backend spec plus how to treat inputs.
+
+    Examples
+    --------
+    >>> from bp_xp.testing import CASES
+    >>> [case.spec for case in CASES if case.family == "array_api_strict"]
+    ['array_api_strict', 'array_api_strict:device1', 'array_api_strict:no_float64']
+    """
 
     id: str
     spec: str
@@ -69,7 +76,20 @@ CASES: tuple[Case, ...] = (
 
 
 class XB:
-    """The backend under test, as handed to a test by the ``xb`` fixture."""
+    """The backend under test, as handed to a test by the ``xb`` fixture.
+
+    Examples
+    --------
+    >>> import numpy as np, bp_xp
+    >>> from bp_xp.testing import CASES, XB
+    >>> xb = XB(CASES[0], bp_xp.resolve_backend("numpy"))  # what the fixture builds
+    >>> x = xb.asarray([1.0, 4.0], "float32")
+    >>> xb.assert_close(xb.xp.sqrt(x), np.sqrt([1.0, 4.0]), "float32")
+    >>> xb.assert_close(x, [1.0, 4.0], "float64")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    AssertionError: dtype changed: expected float64, got float32...
+    """
 
     def __init__(self, case: Case, backend: Backend) -> None:
         self.case = case
@@ -95,9 +115,11 @@ class XB:
         return out
 
     def to_numpy(self, x: Any) -> np.ndarray:
+        """A host copy of ``x`` (see :func:`bp_xp.to_numpy`)."""
         return to_numpy(x)
 
     def dtype(self, name: str) -> Any:
+        """The backend's dtype object for ``name`` (see :meth:`bp_xp.Backend.dtype`)."""
         return self.backend.dtype(name)
 
     def assert_on_backend(self, x: Any, dtype: Any = None) -> None:

@@ -1,0 +1,320 @@
+"""The ``bp-xp`` command: ``backends``, ``train``, ``gradcheck`` and ``bench``.
+
+``bp-xp train`` and ``examples/train_mnist.py`` share :func:`add_train_arguments` and
+:func:`run_train`; ``bp-xp gradcheck`` and ``examples/gradient_check.py`` share
+:func:`add_gradcheck_arguments` and :func:`run_gradcheck`. User errors (an unknown or
+unavailable backend, a missing dataset, a bad flag value) end with a one-line message and
+exit status 2, never a traceback.
+
+Examples
+--------
+>>> from bp_xp.cli import build_parser
+>>> args = build_parser().parse_args(["train", "--backend", "torch:cuda", "--iters", "500"])
+>>> args.backend, args.iters, args.hidden, args.optimizer
+('torch:cuda', 500, [50], 'sgd')
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = [
+    "TRAIN_DEFAULTS",
+    "add_gradcheck_arguments",
+    "add_train_arguments",
+    "build_parser",
+    "main",
+    "run_backends",
+    "run_bench",
+    "run_command",
+    "run_gradcheck",
+    "run_train",
+]
+
+_PROG = "bp-xp"
+#: Optional dependencies whose absence is a user error, not a bug.
+_OPTIONAL_MODULES = frozenset({"tqdm", "matplotlib", "jax", "torch", "dask", "cupy"})
+
+
+# --------------------------------------------------------------------------------------
+# bp-xp backends
+# --------------------------------------------------------------------------------------
+
+
+def run_backends(args: argparse.Namespace | None = None) -> int:
+    """Print which backends work here: name, available, version, devices, reason."""
+    from ._backend import backend_info
+
+    rows = [("backend", "available", "version", "devices", "reason")]
+    for info in backend_info():
+        rows.append((info["name"], "yes" if info["available"] else "no", info["version"] or "-",
+                     ", ".join(info["devices"]) or "-", info["reason"]))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+    return 0
+
+
+# --------------------------------------------------------------------------------------
+# bp-xp train (and examples/train_mnist.py)
+# --------------------------------------------------------------------------------------
+
+#: Defaults of ``bp-xp train``: the book's 784-50-10 net, SGD with lr 0.1 and batches of
+#: 100, for 50 epochs (2,000 steps) of the 4,000 offline digits: about 0.92 test accuracy
+#: in a few seconds on a CPU.
+TRAIN_DEFAULTS: dict[str, Any] = {"hidden": 50, "epochs": 50, "batch_size": 100}
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the flags of ``bp-xp train`` to ``parser`` and return it."""
+    from .data import DATASETS
+    from .optim import OPTIMIZERS
+
+    where = parser.add_argument_group("where to run")
+    where.add_argument("--backend", default="numpy",
+                       help="numpy, torch, torch:cuda, cupy, jax, jax:gpu, dask, array_api_strict")
+    where.add_argument("--device", default=None, help="overrides the backend's device, e.g. cuda:1")
+    where.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+
+    model = parser.add_argument_group("model and optimizer")
+    model.add_argument("--hidden", type=_positive_int, nargs="+", metavar="SIZE",
+                       default=[TRAIN_DEFAULTS["hidden"]],
+                       help="hidden layer size(s); one size gives the book's TwoLayerNet, more a "
+                            "MultiLayerNet (default %(default)s)")
+    model.add_argument("--optimizer", default="sgd", choices=sorted(OPTIMIZERS))
+    model.add_argument("--lr", type=_positive_float, default=None,
+                       help="learning rate (default: 0.1 for sgd, the optimizer's own otherwise)")
+    length = model.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=_positive_int, default=None,
+                        help=f"epochs to train (default {TRAIN_DEFAULTS['epochs']})")
+    length.add_argument("--iters", type=_positive_int, default=None, help="steps to train instead")
+    model.add_argument("--batch-size", type=_positive_int, default=TRAIN_DEFAULTS["batch_size"])
+    model.add_argument("--seed", type=int, default=0,
+                       help="seed of the initial weights and the minibatch order (default 0)")
+
+    data = parser.add_argument_group("data and output")
+    data.add_argument("--dataset", default=DATASETS[0], choices=DATASETS,
+                      help="mnist-5k: 4,000/1,000 offline digits (default); "
+                           "mnist: full, downloaded")
+    data.add_argument("--data-dir", default=None, help="cache directory of downloaded datasets")
+    data.add_argument("--plot", metavar="PATH", default=None, help="save the curves as a PNG")
+    data.add_argument("--save", metavar="PATH", default=None,
+                      help="save network and optimizer to a checkpoint (.npz)")
+    data.add_argument("--no-progress", action="store_true", help="never show a progress bar")
+    return parser
+
+
+def run_train(args: argparse.Namespace) -> int:
+    """Train on MNIST as ``args`` (from :func:`add_train_arguments`) say; print the results."""
+    from . import MultiLayerNet, TwoLayerNet, resolve_backend
+    from .data import load_dataset
+    from .train import Trainer, plot, seconds_per_epoch
+
+    for flag, path in (("--plot", args.plot), ("--save", args.save)):
+        _require_writable_directory(flag, path)  # before training, not after it
+    if args.dtype == "float64":
+        _enable_jax_float64(args.backend)
+    backend = resolve_backend(args.backend, args.device)
+    (x_train, t_train), (x_test, t_test) = load_dataset(args.dataset, data_dir=args.data_dir)
+    sizes = (x_train.shape[1], *args.hidden, 10)
+    if len(args.hidden) == 1:
+        net = TwoLayerNet(*sizes, backend=backend, dtype=args.dtype, seed=args.seed)
+    else:
+        net = MultiLayerNet(sizes[0], list(args.hidden), sizes[-1], backend=backend,
+                            dtype=args.dtype, seed=args.seed)
+    epochs = TRAIN_DEFAULTS["epochs"] if args.epochs is None and args.iters is None else args.epochs
+    trainer = Trainer(
+        net, x_train, t_train, x_test, t_test, epochs=epochs, iters=args.iters,
+        batch_size=args.batch_size, optimizer=args.optimizer,
+        optimizer_params=None if args.lr is None else {"lr": args.lr}, seed=args.seed,
+        progress=False if args.no_progress else None, verbose=True,
+    )
+    print(f"training {net} on {args.dataset} with {args.optimizer}, batch {args.batch_size}, "
+          f"{trainer.max_iter} steps ({trainer.iters_per_epoch} per epoch)")
+    history = trainer.train()
+    per_epoch = seconds_per_epoch(history, trainer.iters_per_epoch)
+    print(f"final: train acc {history['train_acc'][-1]:.4f}, "
+          f"test acc {history['test_acc'][-1]:.4f}; "
+          f"{per_epoch:.3f} s per epoch, {sum(history['time']):.1f} s in all")
+    if args.plot:
+        plot(history, args.plot)
+        print(f"curves saved to {args.plot}")
+    if args.save:
+        from .checkpoint import save
+
+        save(args.save, net, trainer.optimizer, metadata={
+            "dataset": args.dataset, "iteration": trainer.iteration, "seed": args.seed,
+            "train_acc": history["train_acc"][-1], "test_acc": history["test_acc"][-1],
+        })
+        print(f"checkpoint saved to {args.save}")
+    return 0
+
+
+# --------------------------------------------------------------------------------------
+# bp-xp gradcheck (and examples/gradient_check.py)
+# --------------------------------------------------------------------------------------
+
+#: Largest relative error a float64 gradient check accepts.
+GRADCHECK_LIMIT = 1e-6
+
+
+def add_gradcheck_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the flags of ``bp-xp gradcheck`` to ``parser`` and return it."""
+    parser.add_argument("--backend", default="numpy",
+                        help="e.g. numpy, torch, torch:cuda, jax, cupy")
+    parser.add_argument("--device", default=None, help="overrides the backend's device")
+    parser.add_argument("--batch", type=_positive_int, default=3)
+    parser.add_argument("--seed", type=int, default=0)
+    return parser
+
+
+def run_gradcheck(args: argparse.Namespace) -> int:
+    """Backprop against numerical gradients in float64; 0 when every error is below 1e-6."""
+    import numpy as np  # host-side only: the seeded random batch
+
+    from . import TwoLayerNet, gradient_check, resolve_backend
+
+    _enable_jax_float64(args.backend)
+    backend = resolve_backend(args.backend, args.device)
+    rng = np.random.default_rng(args.seed)
+    # A small net keeps the numerical gradient (two losses per parameter) quick.
+    net = TwoLayerNet(784, 10, 10, weight_init_std=0.1, backend=backend, seed=args.seed)
+    x = backend.asarray(rng.random((args.batch, 784)), dtype="float32")
+    t = backend.asarray(rng.integers(0, 10, size=args.batch), dtype="int64")
+    errors = gradient_check(net, x, t)
+    print(f"gradient check on {backend} (float64), batch {args.batch}")
+    for key, err in errors.items():
+        print(f"{key}: {err:.3e}")
+    worst = max(errors.values())
+    print(f"max relative error {worst:.3e}: {'OK' if worst < GRADCHECK_LIMIT else 'TOO LARGE'}")
+    return 0 if worst < GRADCHECK_LIMIT else 1
+
+
+# --------------------------------------------------------------------------------------
+# bp-xp bench
+# --------------------------------------------------------------------------------------
+
+
+def run_bench(argv: Sequence[str]) -> int:
+    """Hand ``argv`` to :func:`bp_xp.bench.main`."""
+    try:
+        from .bench import main as bench_main
+    except ImportError as exc:
+        if exc.name not in ("bp_xp.bench", __package__ + ".bench"):
+            raise
+        raise _UsageError("the benchmark module bp_xp.bench is not available in this "
+                          "installation of bp_xp") from exc
+    return int(bench_main(list(argv)) or 0)
+
+
+# --------------------------------------------------------------------------------------
+# main
+# --------------------------------------------------------------------------------------
+
+
+class _UsageError(Exception):
+    """A problem the user can fix from the command line: shown as one line, exit 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``bp-xp`` argument parser with its subcommands."""
+    parser = argparse.ArgumentParser(
+        prog=_PROG,
+        description="Backpropagation layers of 'Deep Learning from Scratch' on any array backend.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    commands.add_parser("backends", help="list the backends and devices that work here")
+    add_train_arguments(commands.add_parser(
+        "train", help="train the book's network on MNIST",
+        description="Train the book's network on MNIST (offline 5k subset by default)."))
+    add_gradcheck_arguments(commands.add_parser(
+        "gradcheck", help="check backprop against numerical gradients (float64)"))
+    commands.add_parser("bench", add_help=False,
+                        help="time training steps (arguments go to bp_xp.bench; try bench --help)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``bp-xp`` with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["bench"]:  # its flags belong to bp_xp.bench, not to this parser
+        return run_command(run_bench, argv[1:])
+    args = build_parser().parse_args(argv)
+    command = {"backends": run_backends, "train": run_train, "gradcheck": run_gradcheck}
+    return run_command(command[args.command], args)
+
+
+def run_command(command: Callable[[Any], int], args: Any) -> int:
+    """``command(args)``, with user errors shown as one line on stderr and exit status 2.
+
+    User errors are an unknown or unavailable backend or device (with the backends that
+    work here), a dataset problem, a bad value, an unwritable path, a missing optional
+    dependency. Anything else is a bug and keeps its traceback.
+    """
+    try:
+        return command(args)
+    except _UsageError as exc:
+        return _fail(str(exc))
+    except ImportError as exc:
+        if exc.name not in _OPTIONAL_MODULES:
+            raise
+        return _fail(f"{exc}; install the extras with: pip install \"bp_xp[train]\"")
+    except ValueError as exc:  # BackendError, DatasetError and bad values all derive from it
+        return _fail(_with_available_backends(exc))
+    except OSError as exc:  # a --plot or --save path that cannot be written
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        return _fail("interrupted", status=130)
+
+
+def _fail(message: str, status: int = 2) -> int:
+    print(f"{_PROG}: error: {message}", file=sys.stderr)
+    return status
+
+
+def _with_available_backends(exc: ValueError) -> str:
+    from ._backend import BackendUnavailableError, available_backends
+
+    message = str(exc)
+    if isinstance(exc, BackendUnavailableError):
+        message += f" Available backends: {', '.join(available_backends())}."
+    return message
+
+
+def _enable_jax_float64(backend: str) -> None:
+    if str(backend).strip().startswith("jax"):
+        import jax
+
+        jax.config.update("jax_enable_x64", True)
+
+
+def _require_writable_directory(flag: str, path: str | None) -> None:
+    if path is None:
+        return
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise _UsageError(f"{flag} {path}: the directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise _UsageError(f"{flag} {path}: the directory {directory} is not writable")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,552 @@
+"""The book's chapter-6 optimizers, on any Array API backend.
+
+Each optimizer keeps the book's interface, ``optimizer.update(params, grads)``, and the
+book's update rules, with three changes that make it portable:
+
+* parameters are updated by reassignment (``params[key] = new``), never in place, so
+  the same code runs on JAX and on read-only arrays, and a network's :class:`~bp_xp.Params`
+  checks every new array before storing it;
+* everything is validated *before* anything changes: a missing gradient, a wrong shape,
+  dtype or device raises an error naming the key and leaves parameters and state as
+  they were;
+* hyperparameters are Python floats (weak scalars), so a float32 parameter stays
+  float32 and no extra array or host synchronisation appears in the step; Adam's bias
+  correction is a Python float computed from the Python ``int`` step count.
+
+State (velocities, moments) is created lazily on the first update with
+``xp.zeros_like(param)``, so it lives on each parameter's backend, device and dtype.
+:meth:`Optimizer.state_dict` / :meth:`Optimizer.load_state_dict` save and restore it,
+and :meth:`Optimizer.to` copies an optimizer onto another backend or device together
+with a network moved by ``net.to(...)``.
+
+Examples
+--------
+>>> import numpy as np
+>>> from bp_xp.optim import get_optimizer
+>>> params = {"W": np.array([1.0, 2.0])}
+>>> optimizer = get_optimizer("momentum", lr=0.1)
+>>> optimizer.update(params, {"W": np.array([1.0, -1.0])})
+>>> params["W"]
+array([0.9, 2.1])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, MutableMapping
+from typing import Any, ClassVar
+
+from ._backend import BackendMismatchError, backend_of, namespace_of, resolve_backend
+
+__all__ = [
+    "EPSILON",
+    "OPTIMIZERS",
+    "SGD",
+    "AdaGrad",
+    "Adam",
+    "Momentum",
+    "Nesterov",
+    "Optimizer",
+    "RMSprop",
+    "get_optimizer",
+]
+
+Array = Any
+
+#: The book's guard against division by zero in AdaGrad, RMSprop and Adam, added *after*
+#: the square root: ``lr * g / (sqrt(h) + EPSILON)``. This is also where torch.optim's
+#: Adagrad and RMSprop put their ``eps``; its Adam adds ``eps`` to the bias-corrected
+#: root instead (see :class:`Adam`).
+EPSILON: float = 1e-7
+
+
+class Optimizer:
+    """Base class: validation, lazy state, state dicts and moving between backends.
+
+    Subclasses set :attr:`name` and :attr:`slots` and implement :meth:`_rule`, the
+    book's update of one parameter written without in-place operations.
+    """
+
+    #: The registry name (``"adam"``), also stored in state dicts and checkpoints.
+    name: ClassVar[str] = ""
+    #: Names of the per-parameter state arrays (``("m", "v")`` for Adam).
+    slots: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, **hyperparameters: float) -> None:
+        self._hyperparameters = self._checked_hyperparameters(hyperparameters)
+        self._step = 0
+        self._state: dict[str, dict[str, Array]] = {slot: {} for slot in self.slots}
+
+    # -- hyperparameters -----------------------------------------------------------
+
+    @property
+    def hyperparameters(self) -> dict[str, float]:
+        """The constructor's arguments, as Python floats (a copy)."""
+        return dict(self._hyperparameters)
+
+    def __getattr__(self, attr: str) -> float:
+        # The book reads `optimizer.lr`, `optimizer.momentum`...: keep that spelling.
+        hyperparameters = self.__dict__.get("_hyperparameters", {})
+        if attr in hyperparameters:
+            return hyperparameters[attr]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {attr!r}")
+
+    @property
+    def step_count(self) -> int:
+        """How many updates have been applied (Adam's bias correction uses it)."""
+        return self._step
+
+    def _checked_hyperparameters(self, given: Mapping[str, Any]) -> dict[str, float]:
+        checked = {}
+        for key, value in given.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(
+                    f"{type(self).__name__}: {key} must be a real number, got {value!r}"
+                )
+            value = float(value)
+            low, high, closed_high = self._ranges()[key]
+            above_low = value > low if key == "lr" else value >= low
+            below_high = value <= high if closed_high else value < high
+            if not (math.isfinite(value) and above_low and below_high):
+                interval = f"({low}, inf)" if key == "lr" else f"[{low}, {high}" + (
+                    "]" if closed_high else ")")
+                raise ValueError(
+                    f"{type(self).__name__}: {key} must lie in {interval}, got {value!r}"
+                )
+            checked[key] = value
+        return checked
+
+    def _ranges(self) -> dict[str, tuple[float, float, bool]]:
+        """``{name: (low, high, high_is_included)}``; ``lr`` excludes its low bound."""
+        return {"lr": (0.0, math.inf, False)}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._hyperparameters.items())
+        return f"{type(self).__name__}({args}, step={self._step})"
+
+    # -- the update ---------------------------------------------------------------------
+
+    def update(self, params: MutableMapping[str, Array], grads: Mapping[str, Array]) -> None:
+        """Apply one step of the rule to every parameter, by reassignment.
+
+        Parameters
+        ----------
+        params : MutableMapping
+            A network's ``params`` or a plain dict ``{name: array}``.
+        grads : Mapping
+            Gradients with exactly the keys of ``params``, each with the parameter's
+            shape, dtype, backend and device. They are not modified.
+
+        Raises
+        ------
+        ValueError
+            When keys or shapes do not match (or the optimizer's state does not fit).
+        TypeError
+            When a gradient's dtype differs from its parameter's.
+        BackendMismatchError
+            When a gradient or a state array is on another backend or device; move the
+            optimizer with :meth:`to` after moving the network.
+
+        Nothing is changed when an error is raised.
+        """
+        self._check(params, grads)
+        step = self._step + 1
+        updates = {}
+        for key in params:
+            state = {slot: self._state[slot].get(key) for slot in self.slots}
+            param = params[key]
+            if self.slots and state[self.slots[0]] is None:
+                xp = namespace_of(param)
+                state = {slot: xp.zeros_like(param) for slot in self.slots}
+            updates[key] = self._rule(param, grads[key], state, step)
+        # Commit only once every new array exists, so a failure leaves no half step.
+        for key, (new_param, new_state) in updates.items():
+            params[key] = new_param
+            for slot in self.slots:
+                self._state[slot][key] = new_state[slot]
+        self._step = step
+
+    def _rule(self, param: Array, grad: Array, state: dict[str, Array],
+              step: int) -> tuple[Array, dict[str, Array]]:
+        raise NotImplementedError
+
+    def _check(self, params: Mapping[str, Array], grads: Mapping[str, Array]) -> None:
+        missing = [k for k in params if k not in grads]
+        extra = [k for k in grads if k not in params]
+        if missing or extra:
+            parts = []
+            if missing:
+                parts.append(f"no gradient for {', '.join(map(repr, missing))}")
+            if extra:
+                parts.append(f"gradients for unknown parameters {', '.join(map(repr, extra))}")
+            raise ValueError(
+                f"{type(self).__name__}.update: grads must have the keys of params "
+                f"({', '.join(map(repr, params))}); {'; '.join(parts)}"
+            )
+        for slot in self.slots:
+            stale = [k for k in self._state[slot] if k not in params]
+            if stale:
+                raise ValueError(
+                    f"{type(self).__name__}.update: the optimizer holds {slot!r} state for "
+                    f"{', '.join(map(repr, stale))}, which params do not have; was this "
+                    "optimizer used or loaded for another network?"
+                )
+        for key in params:
+            param, grad = params[key], grads[key]
+            self._check_like(param, grad, f"params[{key!r}]", f"grads[{key!r}]")
+            for slot in self.slots:
+                if key in self._state[slot]:
+                    self._check_like(param, self._state[slot][key], f"params[{key!r}]",
+                                     f"the optimizer's {slot!r} state of {key!r}",
+                                     hint=" (after net.to(...), move the optimizer too: "
+                                          "optimizer = optimizer.to(...))")
+
+    def _check_like(self, param: Array, other: Array, param_name: str, other_name: str,
+                    hint: str = "") -> None:
+        where = f"{type(self).__name__}.update"
+        try:
+            namespace_of(param, other, names=(param_name, other_name))
+        except (BackendMismatchError, TypeError) as exc:
+            raise type(exc)(f"{where}: {exc}{hint}") from exc
+        if tuple(other.shape) != tuple(param.shape):
+            raise ValueError(
+                f"{where}: {other_name} has shape {tuple(other.shape)}, expected the shape "
+                f"{tuple(param.shape)} of {param_name}{hint}"
+            )
+        if other.dtype != param.dtype:
+            raise TypeError(
+                f"{where}: {other_name} has dtype {other.dtype}, expected the dtype "
+                f"{param.dtype} of {param_name}{hint}"
+            )
+
+    # -- saving, restoring, moving ------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: type, hyperparameters, step and state arrays.
+
+        The arrays are the optimizer's own (no copy): they are never modified in place,
+        so holding on to them is safe. :mod:`bp_xp.checkpoint` writes this to a file.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from bp_xp.optim import Adam
+        >>> optimizer = Adam(lr=0.01)
+        >>> optimizer.update({"W": np.zeros(2)}, {"W": np.ones(2)})
+        >>> d = optimizer.state_dict()
+        >>> d["type"], d["step"], sorted(d["state"]), d["state"]["m"]["W"]
+        ('adam', 1, ['m', 'v'], array([0.1, 0.1]))
+        """
+        return {
+            "type": self.name,
+            "hyperparameters": self.hyperparameters,
+            "step": self._step,
+            "state": {slot: dict(arrays) for slot, arrays in self._state.items()},
+        }
+
+    def load_state_dict(self, state_dict: Mapping[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned (checked first; nothing changes on error).
+
+        The state arrays are used as given: they must be on the backend, device and
+        dtype of the parameters the next :meth:`update` receives (see :meth:`to`).
+        """
+        who = f"{type(self).__name__}.load_state_dict"
+        if not isinstance(state_dict, Mapping):
+            raise TypeError(f"{who}: expected a mapping, got {type(state_dict).__name__}")
+        missing = {"type", "hyperparameters", "step", "state"} - set(state_dict)
+        if missing:
+            raise ValueError(f"{who}: the state dict lacks {', '.join(sorted(missing))}")
+        if state_dict["type"] != self.name:
+            raise ValueError(
+                f"{who}: the state dict is for a {state_dict['type']!r} optimizer, this is "
+                f"{self.name!r}"
+            )
+        given = dict(state_dict["hyperparameters"])
+        if set(given) != set(self._hyperparameters):
+            raise ValueError(
+                f"{who}: hyperparameters {sorted(given)} do not match {self.name!r}'s "
+                f"{sorted(self._hyperparameters)}"
+            )
+        hyperparameters = self._checked_hyperparameters(given)
+        step = state_dict["step"]
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ValueError(f"{who}: step must be an integer >= 0, got {step!r}")
+        state = self._checked_state(state_dict["state"], who)
+        self._hyperparameters, self._step, self._state = hyperparameters, step, state
+
+    def _checked_state(self, state: Any, who: str) -> dict[str, dict[str, Array]]:
+        if not isinstance(state, Mapping) or set(state) != set(self.slots):
+            found = sorted(state) if isinstance(state, Mapping) else type(state).__name__
+            raise ValueError(f"{who}: state must have the slots {list(self.slots)}, got {found}")
+        checked = {slot: dict(state[slot]) for slot in self.slots}
+        if self.slots:
+            first = checked[self.slots[0]]
+            for slot, arrays in checked.items():
+                if set(arrays) != set(first):
+                    raise ValueError(
+                        f"{who}: slots {self.slots[0]!r} and {slot!r} hold different keys: "
+                        f"{sorted(first)} and {sorted(arrays)}"
+                    )
+                for key, array in arrays.items():
+                    if not hasattr(array, "shape") or not hasattr(array, "dtype"):
+                        raise TypeError(
+                            f"{who}: state {slot!r} of {key!r} is a {type(array).__name__}, "
+                            "not an array"
+                        )
+                    if tuple(array.shape) != tuple(first[key].shape):
+                        raise ValueError(
+                            f"{who}: state {slot!r} of {key!r} has shape {tuple(array.shape)}"
+                            f", but {self.slots[0]!r} has {tuple(first[key].shape)}"
+                        )
+        return checked
+
+    def to(self, backend: Any = None, device: Any = None, dtype: Any = None) -> Optimizer:
+        """A copy of this optimizer with its state on another backend, device and/or dtype.
+
+        Use it next to ``net.to(...)``; the original is left untouched. With neither
+        ``backend`` nor ``device``, each array stays where it is (``dtype`` alone casts).
+        This copies through the host: call it between training steps, not inside one.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from bp_xp.optim import Momentum
+        >>> optimizer = Momentum()
+        >>> optimizer.update({"W": np.zeros(2)}, {"W": np.ones(2)})
+        >>> moved = optimizer.to("array_api_strict", dtype="float32")
+        >>> moved.state_dict()["state"]["v"]["W"].dtype, moved.step_count
+        (array_api_strict.float32, 1)
+        """
+        target = None if backend is None and device is None else resolve_backend(backend, device)
+        clone = type(self)(**self._hyperparameters)
+        clone._step = self._step
+        clone._state = {
+            slot: {key: (target or backend_of(array)).asarray(array, dtype=dtype)
+                   for key, array in arrays.items()}
+            for slot, arrays in self._state.items()
+        }
+        return clone
+
+
+# --------------------------------------------------------------------------------------
+# The book's rules, one small class each
+# --------------------------------------------------------------------------------------
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent: ``W <- W - lr * dW``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bp_xp.optim import SGD
+    >>> params = {"W": np.array([1.0, 2.0])}
+    >>> SGD(lr=0.5).update(params, {"W": np.array([2.0, 2.0])})
+    >>> params["W"]
+    array([0., 1.])
+    """
+
+    name = "sgd"
+
+    def __init__(self, lr: float = 0.01) -> None:
+        super().__init__(lr=lr)
+
+    def _rule(self, param: Array, grad: Array, state: dict[str, Array],
+              step: int) -> tuple[Array, dict[str, Array]]:
+        return param - self.lr * grad, state
+
+
+class Momentum(Optimizer):
+    """Momentum SGD: ``v <- momentum * v - lr * dW``, then ``W <- W + v``.
+
+    With a constant ``lr`` this is ``torch.optim.SGD(momentum=momentum)``, whose buffer
+    is ``-v / lr``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bp_xp.optim import Momentum
+    >>> params, optimizer = {"W": np.array([0.0])}, Momentum(lr=0.1, momentum=0.5)
+    >>> for _ in range(2):
+    ...     optimizer.update(params, {"W": np.array([1.0])})
+    >>> params["W"]  # v = -0.1, then 0.5 * -0.1 - 0.1 = -0.15
+    array([-0.25])
+    """
+
+    name = "momentum"
+    slots = ("v",)
+
+    def __init__(self, lr: float = 0.01, momentum: float = 0.9) -> None:
+        super().__init__(lr=lr, momentum=momentum)
+
+    def _ranges(self) -> dict[str, tuple[float, float, bool]]:
+        return {**super()._ranges(), "momentum": (0.0, 1.0, False)}
+
+    def _rule(self, param: Array, grad: Array, state: dict[str, Array],
+              step: int) -> tuple[Array, dict[str, Array]]:
+        v = self.momentum * state["v"] - self.lr * grad
+        return param + v, {"v": v}
+
+
+class Nesterov(Momentum):
+    """Nesterov's accelerated gradient exactly as the book's code writes it.
+
+    ``v <- momentum * v - lr * dW``, then
+    ``W <- W + momentum**2 * v - (1 + momentum) * lr * dW``, with the *updated* ``v``.
+
+    Bengio et al. (arXiv:1212.0901), the reference the book cites, and
+    ``torch.optim.SGD(nesterov=True)`` use the velocity from *before* the update:
+    ``W <- W + momentum * v_new - lr * dW``. The book's step is therefore longer
+    (its first step is ``(1 + m + m**2) * lr * dW`` instead of ``(1 + m) * lr * dW``);
+    per step, ``delta_book = momentum * delta_torch - lr * dW`` on the same gradients.
+    bp_xp keeps the book's rule so that its results match the book's figures.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bp_xp.optim import Nesterov
+    >>> params = {"W": np.array([0.0])}
+    >>> Nesterov(lr=0.1, momentum=0.5).update(params, {"W": np.array([1.0])})
+    >>> params["W"]  # -(1 + 0.5 + 0.25) * 0.1
+    array([-0.175])
+    """
+
+    name = "nesterov"
+
+    def _rule(self, param: Array, grad: Array, state: dict[str, Array],
+              step: int) -> tuple[Array, dict[str, Array]]:
+        m, lr = self.momentum, self.lr
+        v = m * state["v"] - lr * grad
+        return param + (m * m) * v - ((1.0 + m) * lr) * grad, {"v": v}
+
+
+class AdaGrad(Optimizer):
+    """AdaGrad: ``h <- h + dW * dW``, then ``W <- W - lr * dW / (sqrt(h) + 1e-7)``.
+
+    Equal to ``torch.optim.Adagrad(lr=lr, eps=1e-7)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bp_xp.optim import AdaGrad
+    >>> params = {"W": np.array([1.0])}
+    >>> AdaGrad(lr=0.5).update(params, {"W": np.array([4.0])})
+    >>> params["W"].round(6)  # 1 - 0.5 * 4 / (4 + 1e-7)
+    array([0.5])
+    """
+
+    name = "adagrad"
+    slots = ("h",)
+
+    def __init__(self, lr: float = 0.01) -> None:
+        super().__init__(lr=lr)
+
+    def _rule(self, param: Array, grad: Array, state: dict[str, Array],
+              step: int) -> tuple[Array, dict[str, Array]]:
+        xp = namespace_of(param)
+        h = state["h"] + grad * grad
+        return param - self.lr * grad / (xp.sqrt(h) + EPSILON), {"h": h}
+
+
+class RMSprop(Optimizer):
+    """RMSprop: ``h <- decay_rate * h + (1 - decay_rate) * dW * dW``, then AdaGrad's step.
+
+    Equal to ``torch.optim.RMSprop(lr=lr, alpha=decay_rate, eps=1e-7)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bp_xp.optim import RMSprop
+    >>> params = {"W": np.array([1.0])}
+    >>> RMSprop(lr=0.1, decay_rate=0.75).update(params, {"W": np.array([2.0])})
+    >>> params["W"].round(6)  # h = 0.25 * 4 = 1, so 1 - 0.1 * 2 / 1
+    array([0.8])
+    """
+
+    name = "rmsprop"
+    slots = ("h",)
+
+    def __init__(self, lr: float = 0.01, decay_rate: float = 0.99) -> None:
+        super().__init__(lr=lr, decay_rate=decay_rate)
+
+    def _ranges(self) -> dict[str, tuple[float, float, bool]]:
+        return {**super()._ranges(), "decay_rate": (0.0, 1.0, False)}
+
+    def _rule(self, param: Array, grad: Array, state: dict[str, Array],
+              step: int) -> tuple[Array, dict[str, Array]]:
+        xp = namespace_of(param)
+        rho = self.decay_rate
+        h = rho * state["h"] + (1.0 - rho) * (grad * grad)
+        return param - self.lr * grad / (xp.sqrt(h) + EPSILON), {"h": h}
+
+
+class Adam(Optimizer):
+    """Adam as the book writes it, with the bias correction folded into the learning rate.
+
+    With ``t`` the number of this update (1, 2, ...)::
+
+        lr_t = lr * sqrt(1 - beta2**t) / (1 - beta1**t)
+        m <- m + (1 - beta1) * (dW - m)
+        v <- v + (1 - beta2) * (dW * dW - v)
+        W <- W - lr_t * m / (sqrt(v) + 1e-7)
+
+    ``lr_t`` is a Python float computed from the Python ``int`` step, so the step
+    creates no float64 array and reads nothing back from the device.
+
+    The epsilon sits where the book puts it, on the *uncorrected* ``sqrt(v)``.
+    ``torch.optim.Adam`` (and the Adam paper) add ``eps`` to ``sqrt(v / (1 - beta2**t))``
+    instead; the two agree exactly when torch's ``eps`` is ``1e-7 / sqrt(1 - beta2**t)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bp_xp.optim import Adam
+    >>> params = {"W": np.array([1.0, 1.0])}
+    >>> Adam(lr=0.1).update(params, {"W": np.array([3.0, -0.5])})
+    >>> params["W"].round(4)  # the first step moves each weight by about lr, against the sign
+    array([0.9, 1.1])
+    """
+
+    name = "adam"
+    slots = ("m", "v")
+
+    def __init__(self, lr: float = 0.001, beta1: float = 0.9, beta2: float = 0.999) -> None:
+        super().__init__(lr=lr, beta1=beta1, beta2=beta2)
+
+    def _ranges(self) -> dict[str, tuple[float, float, bool]]:
+        return {**super()._ranges(), "beta1": (0.0, 1.0, False), "beta2": (0.0, 1.0, False)}
+
+    def _rule(self, param: Array, grad: Array, state: dict[str, Array],
+              step: int) -> tuple[Array, dict[str, Array]]:
+        xp = namespace_of(param)
+        beta1, beta2 = self.beta1, self.beta2
+        lr_t = self.lr * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
+        m = state["m"] + (1.0 - beta1) * (grad - state["m"])
+        v = state["v"] + (1.0 - beta2) * (grad * grad - state["v"])
+        return param - lr_t * m / (xp.sqrt(v) + EPSILON), {"m": m, "v": v}
+
+
+#: Every optimizer by its registry name.
+OPTIMIZERS: dict[str, type[Optimizer]] = {
+    cls.name: cls for cls in (SGD, Momentum, Nesterov, AdaGrad, RMSprop, Adam)
+}
+
+
+def get_optimizer(name: str, **hyperparameters: float) -> Optimizer:
+    """An optimizer by name (case-insensitive), e.g. ``get_optimizer("adam", lr=1e-3)``.
+
+    Raises
+    ------
+    ValueError
+        For an unknown name; the message lists the known ones.
+
+    Examples
+    --------
+    >>> from bp_xp.optim import get_optimizer
+    >>> get_optimizer("AdaGrad", lr=0.1)
+    AdaGrad(lr=0.1, step=0)
+    """
+    cls = OPTIMIZERS.get(str(name).lower())
+    if cls is None:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {', '.join(OPTIMIZERS)}")
+    return cls(**hyperparameters)

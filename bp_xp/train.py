@@ -1,0 +1,470 @@
+"""Training loop: the book's ``train_neuralnet.py`` as a :class:`Trainer` that runs on any backend.
+
+The dataset is checked once on the host (:func:`bp_xp.data.validate_dataset`) and copied
+once onto the network's backend and device. Minibatches are then gathered *on the device*
+(``xp.take(x_train, idx, axis=0)``) from index arrays drawn on the host by a seeded NumPy
+generator, so the same seed visits the same samples in the same order on every backend.
+
+A training step (:meth:`Trainer.train_step`) is a gradient and an optimizer update and
+reads nothing back from the device: its loss stays a 0-d device array. Numbers reach the
+host once per evaluation, where the step losses since the last evaluation and the two
+accuracies are stacked and copied in one transfer.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np  # host-side only: dataset checks and the seeded minibatch order
+
+from ._backend import Backend, BackendUnavailableError, to_numpy
+from .data import validate_dataset
+from .layers import Affine
+from .optim import get_optimizer
+
+__all__ = ["Trainer", "plot", "seconds_per_epoch"]
+
+Array = Any
+History = dict[str, list[Any]]
+
+#: Rows per forward pass when accuracies are evaluated, to bound device memory.
+_EVAL_CHUNK = 10_000
+
+
+class Trainer:
+    """Train a network with minibatch gradient descent, evaluating once per epoch.
+
+    Parameters
+    ----------
+    network
+        A bp_xp network (:class:`bp_xp.TwoLayerNet`, :class:`bp_xp.MultiLayerNet`): it
+        provides ``backend``, ``dtype``, ``layers``, ``params``, ``gradient`` and
+        ``accuracy``.
+    x_train, t_train, x_test, t_test : array-like
+        Host NumPy arrays, or arrays of any backend and device. Inputs have shape
+        ``(N, features...)``; targets are integer labels ``(N,)`` or one-hot rows
+        ``(N, classes)``. They are validated on the host and copied once onto the
+        network's backend, device and dtype: data on another backend or device is
+        *moved* (through the host), never refused. Your arrays are not modified.
+    epochs : int, optional
+        Number of epochs (default 20). An epoch is ``N // batch_size`` steps.
+    iters : int, optional
+        Number of steps instead of epochs (give one or the other).
+    batch_size : int
+        Samples per step, ``1 <= batch_size <= N``.
+    optimizer : str or optimizer
+        A name from :data:`bp_xp.optim.OPTIMIZERS` (``"sgd"``, ``"momentum"``,
+        ``"adam"``...) or an object with the book's ``update(params, grads)``.
+    optimizer_params : mapping, optional
+        Keyword arguments of the named optimizer. Default: ``{"lr": 0.1}`` for SGD (the
+        book's ``train_neuralnet.py``), the optimizer's own defaults otherwise.
+    seed : int, optional
+        Seed of the host generator that draws the minibatch order.
+    evaluate_every : int, optional
+        Steps between evaluations; default one epoch (the book's ``iter_per_epoch``).
+        The last step of a run is always evaluated.
+    evaluate_sample_num : int, optional
+        Evaluate accuracies on the first this-many samples of each set (all by default).
+    progress : bool, optional
+        Show a tqdm progress bar on stderr. ``None`` (default): only when stderr is a
+        terminal.
+    verbose : bool
+        Print one line per evaluation to stdout.
+
+    Notes
+    -----
+    Each epoch visits a fresh permutation of the training set in ``N // batch_size``
+    batches (the remainder is left out, a different one each epoch). The book samples
+    with replacement (``np.random.choice``); a permutation makes an epoch mean what it
+    says, and is equally cheap.
+
+    The recorded loss of a step is the cross-entropy of the forward pass its gradient
+    came from (before the update, without a weight-decay term), so it costs no extra
+    forward pass.
+
+    Examples
+    --------
+    >>> import numpy as np, bp_xp
+    >>> from bp_xp.train import Trainer
+    >>> rng = np.random.default_rng(0)
+    >>> x = rng.standard_normal((200, 4)).astype(np.float32)
+    >>> t = (x[:, 0] > 0).astype(np.int64)
+    >>> net = bp_xp.TwoLayerNet(4, 8, 2, weight_init_std=0.5, seed=0)
+    >>> trainer = Trainer(net, x, t, x, t, epochs=5, batch_size=20, seed=0, progress=False)
+    >>> history = trainer.train()
+    >>> len(history["loss"]), history["epoch"]
+    (50, [1.0, 2.0, 3.0, 4.0, 5.0])
+    >>> history["test_acc"][-1] > 0.9
+    True
+    """
+
+    def __init__(
+        self,
+        network: Any,
+        x_train: Any,
+        t_train: Any,
+        x_test: Any,
+        t_test: Any,
+        *,
+        epochs: int | None = None,
+        iters: int | None = None,
+        batch_size: int = 100,
+        optimizer: Any = "sgd",
+        optimizer_params: Mapping[str, Any] | None = None,
+        seed: int | None = None,
+        evaluate_every: int | None = None,
+        evaluate_sample_num: int | None = None,
+        progress: bool | None = None,
+        verbose: bool = False,
+    ) -> None:
+        if epochs is not None and iters is not None:
+            raise ValueError(f"give epochs or iters, not both (got epochs={epochs}, iters={iters})")
+        epochs = 20 if epochs is None and iters is None else epochs
+        for name, value in (("epochs", epochs), ("iters", iters), ("batch_size", batch_size),
+                            ("evaluate_every", evaluate_every),
+                            ("evaluate_sample_num", evaluate_sample_num)):
+            if value is not None or name == "batch_size":
+                _require_int(name, value)
+                _require_positive(name, value)
+        if progress not in (None, True, False):
+            raise TypeError(f"progress must be None, True or False, got {progress!r}")
+        optimizer = _make_optimizer(optimizer, optimizer_params)
+
+        backend: Backend = network.backend
+        in_features, num_classes = _network_io(network)
+        x_tr, t_tr = _checked_host_data("train", x_train, t_train, in_features, num_classes)
+        x_te, t_te = _checked_host_data("test", x_test, t_test, in_features, num_classes)
+        n_train = x_tr.shape[0]
+        if batch_size > n_train:
+            raise ValueError(
+                f"batch_size must be between 1 and the number of training samples ({n_train}), "
+                f"got {batch_size}"
+            )
+        self.iters_per_epoch: int = n_train // batch_size
+        self.max_iter: int = iters if iters is not None else epochs * self.iters_per_epoch
+        if evaluate_every is None:
+            evaluate_every = self.iters_per_epoch
+
+        self.network = network
+        self.optimizer = optimizer
+        self.batch_size = batch_size
+        self.evaluate_every = evaluate_every
+        self.evaluate_sample_num = evaluate_sample_num
+        self.progress = progress
+        self.verbose = verbose
+        self.seed = seed
+
+        index_dtype = _index_dtype(backend)
+        self._xp = backend.xp
+        self._index_dtype = index_dtype
+        self.x_train = backend.asarray(x_tr, dtype=network.dtype)
+        self.t_train = _targets_on(backend, t_tr, network.dtype, index_dtype)
+        self.x_test = backend.asarray(x_te, dtype=network.dtype)
+        self.t_test = _targets_on(backend, t_te, network.dtype, index_dtype)
+
+        self._rng = np.random.default_rng(seed)
+        self._epoch_batches: Array | None = None  # (iters_per_epoch, batch_size) on the device
+        self._batch_in_epoch = 0
+        self._pending_losses: list[Array] = []
+        self._last_eval_time = time.perf_counter()
+        self._last_eval_iter = 0
+        self.iteration = 0
+        self.history: History = {
+            "loss": [], "iteration": [], "epoch": [], "train_loss": [],
+            "train_acc": [], "test_acc": [], "time": [],
+        }
+
+    @property
+    def epoch(self) -> float:
+        """Epochs done so far (fractional between epoch boundaries)."""
+        return self.iteration / self.iters_per_epoch
+
+    # -- one step ------------------------------------------------------------------------
+
+    def train_step(self) -> Array:
+        """One minibatch: gradient and optimizer update, with no device-to-host read.
+
+        Returns
+        -------
+        array
+            The batch's loss before the update, a 0-d array on the network's device.
+        """
+        idx = self._next_batch()
+        x = self._xp.take(self.x_train, idx, axis=0)
+        t = self._xp.take(self.t_train, idx, axis=0)
+        grads = self.network.gradient(x, t)
+        loss = self.network.last_layer.loss
+        self.optimizer.update(self.network.params, grads)
+        self._pending_losses.append(loss)
+        self.iteration += 1
+        return loss
+
+    def _next_batch(self) -> Array:
+        if self._epoch_batches is None or self._batch_in_epoch == self.iters_per_epoch:
+            self._epoch_batches = self._draw_epoch()
+            self._batch_in_epoch = 0
+        idx = self._epoch_batches[self._batch_in_epoch, ...]
+        self._batch_in_epoch += 1
+        return idx
+
+    def _draw_epoch(self) -> Array:
+        # One host-to-device copy per epoch: all of its batches as rows of one array.
+        n_train = self.x_train.shape[0]
+        used = self.iters_per_epoch * self.batch_size
+        order = self._rng.permutation(n_train)[:used]
+        batches = order.reshape(self.iters_per_epoch, self.batch_size)
+        return self.network.backend.asarray(batches, dtype=self._index_dtype)
+
+    # -- evaluation ----------------------------------------------------------------------
+
+    def evaluate(self) -> dict[str, Any]:
+        """Accuracies and mean step loss since the last evaluation, as Python numbers.
+
+        This is the one place that reads from the device: the pending step losses and both
+        accuracies travel to the host in one transfer. The record is appended to
+        :attr:`history` and returned.
+        """
+        xp = self._xp
+        n = self.evaluate_sample_num
+        train_acc = self._accuracy(self.x_train, self.t_train, n)
+        test_acc = self._accuracy(self.x_test, self.t_test, n)
+        values = xp.stack([*self._pending_losses, train_acc, test_acc])
+        host = to_numpy(values).astype(np.float64)
+        losses = [float(v) for v in host[:-2]]
+        self._pending_losses = []
+        self._settle_lazy_state()
+        now = time.perf_counter()
+        record = {
+            "iteration": self.iteration,
+            "epoch": self.epoch,
+            "train_loss": statistics.fmean(losses) if losses else math.nan,
+            "train_acc": float(host[-2]),
+            "test_acc": float(host[-1]),
+            "time": now - self._last_eval_time,
+        }
+        self._last_eval_time = now
+        self._last_eval_iter = self.iteration
+        self.history["loss"].extend(losses)
+        for key, value in record.items():
+            self.history[key].append(value)
+        return record
+
+    def _accuracy(self, x: Array, t: Array, sample_num: int | None) -> Array:
+        n = x.shape[0] if sample_num is None else min(sample_num, x.shape[0])
+        total = None
+        for start in range(0, n, _EVAL_CHUNK):
+            stop = min(start + _EVAL_CHUNK, n)
+            part = self.network.accuracy(x[start:stop, ...], t[start:stop, ...]) * (stop - start)
+            total = part if total is None else total + part
+        return total / n
+
+    def _settle_lazy_state(self) -> None:
+        # Dask builds one graph across steps; materialise it at each evaluation so that it
+        # stays one epoch long instead of growing (and being recomputed) for the whole run.
+        if self.network.backend.name != "dask":
+            return
+        import dask
+
+        params = self.network.params
+        keys = list(params)
+        for key, value in zip(keys, dask.persist(*(params[k] for k in keys))):
+            params[key] = value
+        if hasattr(self.optimizer, "state_dict") and hasattr(self.optimizer, "load_state_dict"):
+            (state,) = dask.persist(self.optimizer.state_dict())
+            self.optimizer.load_state_dict(state)
+
+    # -- the loop ------------------------------------------------------------------------
+
+    def train(self) -> History:
+        """Run the configured epochs (or iters), evaluating every ``evaluate_every`` steps.
+
+        Calling it again trains for as many steps again and extends the history.
+
+        Returns
+        -------
+        dict of lists
+            ``loss`` (one float per step), and per evaluation ``iteration``, ``epoch``,
+            ``train_loss`` (mean step loss since the previous evaluation), ``train_acc``,
+            ``test_acc`` and ``time`` (seconds since the previous evaluation, including
+            it). All plain Python numbers.
+        """
+        from tqdm import tqdm
+
+        show = _isatty(sys.stderr) if self.progress is None else self.progress
+        self._last_eval_time = time.perf_counter()
+        end = self.iteration + self.max_iter
+        with tqdm(total=self.max_iter, disable=not show, file=sys.stderr, unit="step",
+                  dynamic_ncols=True) as bar:
+            while self.iteration < end:
+                self.train_step()
+                bar.update(1)
+                if (self.iteration - self._last_eval_iter >= self.evaluate_every
+                        or self.iteration == end):
+                    record = self.evaluate()
+                    bar.set_postfix_str(f"train acc {record['train_acc']:.4f}, "
+                                        f"test acc {record['test_acc']:.4f}", refresh=False)
+                    if self.verbose:
+                        bar.write(_format_record(record), file=sys.stdout)
+        return self.history
+
+
+def seconds_per_epoch(history: Mapping[str, list[Any]], iters_per_epoch: int) -> float:
+    """Median wall time per epoch over a history's evaluation intervals.
+
+    The median keeps one slow interval (a first-call compilation, a warm-up) from
+    dominating.
+
+    Examples
+    --------
+    >>> from bp_xp.train import seconds_per_epoch
+    >>> seconds_per_epoch({"iteration": [10, 20, 25], "time": [2.0, 1.0, 0.5]}, 10)
+    1.0
+    """
+    per_epoch = []
+    previous = 0
+    for iteration, seconds in zip(history["iteration"], history["time"]):
+        steps = iteration - previous
+        previous = iteration
+        if steps > 0:
+            per_epoch.append(seconds * iters_per_epoch / steps)
+    if not per_epoch:
+        raise ValueError("the history has no evaluation interval to time")
+    return statistics.median(per_epoch)
+
+
+def plot(history: Mapping[str, list[Any]], path: str | os.PathLike[str]) -> Any:
+    """Save the loss and accuracy curves of a :meth:`Trainer.train` history as an image.
+
+    Uses matplotlib's Agg canvas directly (no display, no pyplot state); the format
+    follows the file's suffix, PNG when it has none.
+
+    Parameters
+    ----------
+    history : mapping
+        As returned by :meth:`Trainer.train`.
+    path : str or os.PathLike
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> from bp_xp.train import plot
+    >>> history = {"loss": [2.3, 1.0, 0.5, 0.4], "epoch": [1.0, 2.0],
+    ...            "train_acc": [0.7, 0.9], "test_acc": [0.6, 0.8]}
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     fig = plot(history, pathlib.Path(tmp) / "curves.png")
+    ...     (pathlib.Path(tmp) / "curves.png").read_bytes()[:4]
+    b'\\x89PNG'
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    for key in ("loss", "epoch", "train_acc", "test_acc"):
+        if key not in history:
+            raise KeyError(f"history has no {key!r}; pass the dict Trainer.train() returns")
+    fig = Figure(figsize=(10, 4), layout="constrained")
+    FigureCanvasAgg(fig)
+    loss_ax, acc_ax = fig.subplots(1, 2)
+    loss_ax.plot(np.arange(1, len(history["loss"]) + 1), history["loss"], linewidth=0.8)
+    loss_ax.set(xlabel="iteration", ylabel="loss", title="training loss")
+    acc_ax.plot(history["epoch"], history["train_acc"], marker="o", label="train")
+    acc_ax.plot(history["epoch"], history["test_acc"], marker="s", linestyle="--", label="test")
+    acc_ax.set(xlabel="epoch", ylabel="accuracy", ylim=(0.0, 1.0), title="accuracy")
+    acc_ax.legend(loc="lower right")
+    fig.savefig(os.fspath(path), format=None if os.path.splitext(path)[1] else "png", dpi=100)
+    return fig
+
+
+# --------------------------------------------------------------------------------------
+# Helpers
+# --------------------------------------------------------------------------------------
+
+
+def _format_record(record: Mapping[str, Any]) -> str:
+    return (f"epoch {record['epoch']:6.2f} | train acc {record['train_acc']:.4f} | "
+            f"test acc {record['test_acc']:.4f} | loss {record['train_loss']:.4f} | "
+            f"{record['time']:.2f} s")
+
+
+def _network_io(network: Any) -> tuple[int, int]:
+    """(input features, classes) of a network, from its first and last Affine layer."""
+    affines = [layer for layer in getattr(network, "layers", {}).values()
+               if isinstance(layer, Affine)]
+    if not affines or not hasattr(network, "backend"):
+        raise TypeError(
+            "Trainer needs a bp_xp network (TwoLayerNet, MultiLayerNet), "
+            f"got {type(network).__name__}"
+        )
+    return int(affines[0].W.shape[0]), int(affines[-1].W.shape[1])
+
+
+def _checked_host_data(part: str, x: Any, t: Any, in_features: int,
+                       num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    from .data import DatasetError
+
+    x_host, t_host = to_numpy(x), to_numpy(t)
+    try:
+        validate_dataset(x_host, t_host, num_classes)
+    except DatasetError as exc:
+        raise DatasetError(f"{part} data: {exc}") from exc
+    features = math.prod(x_host.shape[1:])
+    if features != in_features:
+        raise DatasetError(
+            f"{part} data: x has shape {x_host.shape} ({features} features per sample), "
+            f"but the network's input layer expects {in_features}"
+        )
+    return x_host, t_host
+
+
+def _index_dtype(backend: Backend) -> Any:
+    try:
+        return backend.dtype("int64")
+    except BackendUnavailableError:  # JAX without x64
+        return backend.dtype("int32")
+
+
+def _targets_on(backend: Backend, t: np.ndarray, dtype: Any, index_dtype: Any) -> Array:
+    if t.ndim == 1:
+        return backend.asarray(t, dtype=index_dtype)
+    return backend.asarray(t, dtype=dtype)  # one-hot rows compute in the network's dtype
+
+
+def _make_optimizer(optimizer: Any, params: Mapping[str, Any] | None) -> Any:
+    if isinstance(optimizer, str):
+        if params is None:
+            params = {"lr": 0.1} if optimizer.lower() == "sgd" else {}
+        return get_optimizer(optimizer, **dict(params))
+    if not callable(getattr(optimizer, "update", None)):
+        raise TypeError(
+            f"optimizer must be a name or an object with update(params, grads), "
+            f"got {type(optimizer).__name__}"
+        )
+    if params:
+        raise ValueError("optimizer_params apply to an optimizer given by name, not to an instance")
+    return optimizer
+
+
+def _require_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+
+
+def _require_positive(name: str, value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+
+
+def _isatty(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # replaced or closed streams
+        return False

@@ -1,0 +1,155 @@
+"""The benchmark's correctness checks and reports (no timing assertions: timings are noise here)."""
+
+import numpy as np
+import pytest
+
+import bp_xp.bench as bench
+import reference as ref
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_every_implementation_agrees_with_bp_xp_on_the_book_net(dtype):
+    problem = bench.make_problem(bench.NETS[0], dtype)
+    assert problem.net.sizes == (784, 50, 10) and problem.x.shape == (100, 784)
+    impls = bench.implementations()
+    results = bench.check_implementations(problem, impls)
+    checked = {r.key for r in results}
+    expected = {impl.key for impl in impls if impl.unavailable(dtype) is None}
+    assert checked == expected and {"book", "bp_xp:numpy"} <= checked
+    for result in results:
+        assert result.worst() < bench.CHECK_TOLERANCE[dtype], result
+
+
+def test_the_reference_of_the_checks_matches_the_books_formulas():
+    """bp_xp, the yardstick of check_implementations, against an independent float64 NumPy."""
+    problem = bench.make_problem(bench.NETS[0], "float64")
+    runner = bench.implementations()[1].make(problem)  # bp_xp on NumPy
+    loss, grads = runner.loss_and_grads()
+    _, expected_loss, expected = ref.two_layer_forward_backward(problem.x, problem.t, **problem.params)
+    assert loss == pytest.approx(expected_loss, rel=1e-12)
+    for key in expected:
+        np.testing.assert_allclose(grads[key], expected[key], rtol=1e-10, atol=1e-14)
+
+
+def test_a_wrong_implementation_is_caught():
+    """The check can fail: an implementation with a bug in its update is reported."""
+
+    class SkipsTheBias(bench._BookRunner):
+        def step(self):
+            grads = self.net.gradient(self.x, self.t)
+            self.net.params["W1"] -= self.problem.lr * grads["W1"]  # forgets b1, W2, b2
+
+    problem = bench.make_problem(bench.NetSpec("tiny", (6, 5, 3), 4), "float64")
+    impl = bench.Implementation("broken", "broken", SkipsTheBias)
+    (result,) = bench.check_implementations(problem, [impl])
+    assert result.loss_error < 1e-6 and result.grad_error < 1e-12
+    assert result.update_error == pytest.approx(1.0)
+
+
+def test_step_flops_count_every_product_but_the_first_dx():
+    sizes, n = (784, 1024, 1024, 10), 512
+    forward = 2 * n * (784 * 1024 + 1024 * 1024 + 1024 * 10)
+    assert bench.predict_flops(sizes, n) == forward
+    assert bench.step_flops(sizes, n) == forward + forward + (forward - 2 * n * 784 * 1024)
+
+
+def _series(key, dtype, op, times, ratios, label=None):
+    return bench.Series(key, label or key, dtype, op, 2 * 10**6, list(times), list(ratios))
+
+
+def test_markdown_tables_have_one_row_per_implementation_and_dtype():
+    series = [
+        _series("book", "float32", "step", [2e-3, 2e-3], [1.0, 1.0], "hand-written"),
+        _series("book", "float32", "predict", [1e-3, 1e-3], [1.0, 1.0], "hand-written"),
+        _series("bp_xp:numpy", "float32", "step", [1e-3, 1.2e-3], [0.5, 0.6], "bp_xp on NumPy"),
+        _series("torch:manual", "float32", "step", [4e-3, 4e-3], [2.0, 2.0], "torch"),
+    ]
+    result = bench.NetResult(bench.NETS[0], "book", series, [], ["jax, float64: not installed"], 2)
+    text = bench.markdown_tables([result], {"float32": 10.0})
+    lines = text.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("| implementation"))
+    rows = [line for line in lines[header + 2:] if line.startswith("|")]
+    assert len(rows) == 3  # one per step series; predict shares its implementation's row
+    assert rows[0].split(" | ")[3:5] == ["1.00 (baseline)", "1.0"]  # 2 MFLOP in 2 ms
+    assert "**0.55** (0.53-0.57)" in rows[1] and "| - | - |" in rows[2]
+    assert "jax, float64: not installed" in text
+
+
+def test_write_markdown_keeps_the_hand_written_parts(tmp_path):
+    path = tmp_path / "performance.md"
+    bench.write_markdown(path, f"{bench.BEGIN_MARK}\nfirst\n{bench.END_MARK}")
+    assert path.read_text().startswith("# Performance\n")
+    path.write_text(path.read_text() + "\n## Changes\nkept\n")
+    bench.write_markdown(path, f"{bench.BEGIN_MARK}\nsecond\n{bench.END_MARK}")
+    text = path.read_text()
+    assert "second" in text and "first" not in text and text.endswith("## Changes\nkept\n")
+
+
+def test_time_net_interleaves_and_divides_by_the_baseline_of_the_same_round():
+    net = bench.NetSpec("tiny", (6, 5, 3), 4)
+    impls = bench.implementations()[:2]
+    result = bench.time_net(net, impls, ["float64"], rounds=3, warm_seconds=0.001, block_seconds=0.001)
+    assert {(s.key, s.op) for s in result.series} == {(i.key, op) for i in impls for op in ("step", "predict")}
+    by_key = {(s.key, s.op): s for s in result.series}
+    for series in result.series:
+        base = by_key[("book", series.op)]
+        assert len(series.times) == 3 and all(t > 0 for t in series.times)
+        assert series.ratios == [a / b for a, b in zip(series.times, base.times)]
+    assert by_key[("book", "step")].median_ratio() == 1.0
+    assert [c.key for c in result.checks] == ["book", "bp_xp:numpy"]
+
+
+def test_main_writes_the_report_and_the_chart(tmp_path, capsys):
+    out = tmp_path / "performance.md"
+    status = bench.main(["--nets", "book", "--dtypes", "float64", "--rounds", "1",
+                         "--warm", "0.001", "--block", "0.001", "--peak-size", "256",
+                         "--only", "book,bp_xp:numpy", "--out", str(out)])
+    assert status == 0
+    text = out.read_text()
+    assert "### book net: 784-50-10, batch 100" in text and "| bp_xp on NumPy | float64 |" in text
+    assert (tmp_path / "performance.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "bp_xp on NumPy" in capsys.readouterr().out
+
+
+def test_main_refuses_unknown_names():
+    with pytest.raises(SystemExit):
+        bench.main(["--nets", "huge"])
+    with pytest.raises(SystemExit):
+        bench.main(["--only", "book,nonsense"])
+
+
+# --------------------------------------------------------------------------------------
+# The speed-ups keep behaviour: fast paths give exactly what the portable code gives
+# --------------------------------------------------------------------------------------
+
+
+def test_zero_where_is_bit_identical_to_where(xb, dtype, rng):
+    """Large enough (300 x 300) for the bitwise NumPy and torch paths, with NaN, inf and -0.0."""
+    from bp_xp._backend import zero_where
+
+    host = rng.standard_normal((300, 300))
+    host[0, :5] = [np.nan, np.inf, -np.inf, -0.0, 0.0]
+    host[1, :5] = [-1.0, np.nan, -np.inf, np.inf, -0.0]
+    x = xb.asarray(host, dtype)
+    for mask in (x <= 0, xb.asarray(rng.random((300, 300)) < 0.5)):
+        got = zero_where(mask, x)
+        xb.assert_on_backend(got, dtype)
+        expected = xb.to_numpy(xb.xp.where(mask, 0, x))
+        bits = np.dtype(f"uint{np.dtype(dtype).itemsize * 8}")
+        np.testing.assert_array_equal(xb.to_numpy(got).view(bits), expected.view(bits))
+    np.testing.assert_array_equal(xb.to_numpy(x), host.astype(dtype))  # x untouched
+
+
+def test_affine_backward_without_dx_sets_the_same_gradients(xb, dtype, rng):
+    from bp_xp.layers import Affine
+
+    W, b = xb.asarray(rng.standard_normal((6, 4)), dtype), xb.asarray(rng.standard_normal(4), dtype)
+    x, dout = xb.asarray(rng.standard_normal((5, 2, 3)), dtype), xb.asarray(rng.standard_normal((5, 4)), dtype)
+    full, lean = Affine(W, b), Affine(W, b)
+    full.forward(x)
+    lean.forward(x)
+    dx = full.backward(dout)
+    assert lean.backward(dout, need_dx=False) is None
+    assert tuple(dx.shape) == (5, 2, 3)
+    xb.assert_close(lean.dW, xb.to_numpy(full.dW), dtype)
+    xb.assert_close(lean.db, xb.to_numpy(full.db), dtype)

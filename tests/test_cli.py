@@ -1,0 +1,122 @@
+"""The ``bp-xp`` command: backends, train, gradcheck, bench, and errors without tracebacks."""
+
+import re
+import runpy
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import bp_xp
+from bp_xp.cli import main
+from bp_xp.data import DatasetError
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.fixture(scope="module")
+def mnist_5k():
+    try:
+        return bp_xp.data.load_dataset("mnist-5k", announce=False)
+    except DatasetError as exc:
+        pytest.skip(f"the offline dataset is not available: {exc}")
+
+
+def test_backends_lists_numpy_as_available(capsys):
+    assert main(["backends"]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
+    assert set(rows) == set(bp_xp.BACKEND_NAMES)
+    assert rows["numpy"][1] == "yes" and rows["numpy"][2] == np.__version__
+    for name in bp_xp.available_backends():
+        assert rows[name][1] == "yes"
+
+
+def test_train_saves_a_checkpoint_that_loads(tmp_path, capsys, mnist_5k):
+    from bp_xp import checkpoint
+
+    path, png = tmp_path / "ckpt.npz", tmp_path / "curves.png"
+    status = main(["train", "--iters", "50", "--hidden", "20", "--seed", "3", "--no-progress",
+                   "--save", str(path), "--plot", str(png)])
+    captured = capsys.readouterr()
+    assert status == 0, captured.err
+    assert "Traceback" not in captured.err
+    epoch_lines = [line for line in captured.out.splitlines() if line.startswith("epoch")]
+    assert len(epoch_lines) == 2  # 40 steps per epoch: one full epoch, then the last 10 steps
+    final = re.search(r"final: train acc ([\d.]+), test acc ([\d.]+)", captured.out)
+    assert final, captured.out
+
+    net, optimizer = checkpoint.load(path)
+    (x_train, t_train), (x_test, t_test) = mnist_5k
+    assert float(net.accuracy(x_test, t_test)) == pytest.approx(float(final[2]), abs=1e-4)
+    assert float(net.accuracy(x_train, t_train)) == pytest.approx(float(final[1]), abs=1e-4)
+    assert float(net.accuracy(x_test, t_test)) > 0.3  # 50 steps are well above chance
+    assert optimizer.step_count == 50 and optimizer.lr == 0.1
+    assert png.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_train_example_is_the_same_command(tmp_path, capsys, mnist_5k):
+    example = runpy.run_path(str(EXAMPLES / "train_mnist.py"))
+    assert example["main"](["--iters", "5", "--hidden", "10", "--no-progress"]) == 0
+    assert "final: train acc" in capsys.readouterr().out
+
+
+def test_gradcheck_on_numpy_passes(capsys):
+    assert main(["gradcheck", "--backend", "numpy"]) == 0
+    out = capsys.readouterr().out
+    errors = {line.split(":")[0]: float(line.split(":")[1]) for line in out.splitlines()
+              if line[:2] in ("W1", "b1", "W2", "b2")}
+    assert set(errors) == {"W1", "b1", "W2", "b2"} and max(errors.values()) < 1e-6
+
+
+@pytest.mark.parametrize("command", ["train", "gradcheck"])
+def test_an_unknown_backend_fails_with_the_available_ones(command, capsys):
+    status = main([command, "--backend", "tpu-please", "--iters", "1"] if command == "train"
+                  else [command, "--backend", "tpu-please"])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert "unknown backend 'tpu-please'" in err
+    available = re.search(r"Available backends: ([\w, ]+)\.", err)
+    assert available and set(available[1].split(", ")) == set(bp_xp.available_backends())
+
+
+def test_a_bad_training_value_is_one_line(capsys, mnist_5k):
+    assert main(["train", "--batch-size", "4001", "--iters", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "batch_size must be between 1 and the number of training samples (4000)" in err
+    assert "Traceback" not in err
+
+
+def test_an_unwritable_output_fails_before_training(tmp_path, capsys):
+    target = tmp_path / "missing" / "ckpt.npz"
+    assert main(["train", "--save", str(target), "--no-progress"]) == 2
+    captured = capsys.readouterr()
+    assert "--save" in captured.err and "does not exist" in captured.err
+    assert "epoch" not in captured.out
+
+
+def test_bench_hands_its_arguments_to_bp_xp_bench(monkeypatch):
+    seen = []
+    fake = types.ModuleType("bp_xp.bench")
+    fake.main = lambda argv: seen.append(argv) or 7
+    monkeypatch.setitem(sys.modules, "bp_xp.bench", fake)
+    assert main(["bench", "--quick", "--nets", "book"]) == 7
+    assert seen == [["--quick", "--nets", "book"]]
+
+
+def test_bench_without_its_module_says_so(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "bp_xp.bench", None)  # makes the import fail
+    assert main(["bench"]) == 2
+    err = capsys.readouterr().err
+    assert "bp_xp.bench is not available" in err and "Traceback" not in err
+
+
+def test_missing_or_unknown_command_is_a_usage_error(capsys):
+    for argv in ([], ["fly"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 2
+    assert "backends" in capsys.readouterr().err
