@@ -22,7 +22,6 @@ layers take their namespace from the chunks they are given.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from typing import Any
 
 from ._backend import BackendError, to_numpy
@@ -106,31 +105,19 @@ def materialize(net: Any, optimizer: Any = None) -> None:
     After ``params[k] = params[k] - lr * grad`` a Dask parameter is a graph that holds the
     whole step; persisting computes it (on the workers, with a distributed Client) and
     replaces it by a one-task array, so the next step's graph does not contain this one.
-    Only Dask arrays are touched; on other backends this does nothing.
+    The optimizer's velocities and moments are persisted the same way, through its
+    ``state_dict`` / ``load_state_dict``. On other backends this does nothing.
     """
     dask, da = _dask()
     keys = [k for k in net.params if isinstance(net.params[k], da.Array)]
-    if keys:
-        persisted = dask.persist(*(net.params[k] for k in keys))
-        for key, value in zip(keys, persisted):
-            net.params[key] = value
-    if optimizer is not None:
-        for slot in _state_dicts(optimizer):
-            lazy = [k for k, v in slot.items() if isinstance(v, da.Array)]
-            if lazy:
-                for key, value in zip(lazy, dask.persist(*(slot[k] for k in lazy))):
-                    slot[key] = value
-
-
-def _state_dicts(optimizer: Any) -> Iterable[dict]:
-    """The optimizer's per-parameter state dicts (velocities, moments), found by type."""
-    for value in vars(optimizer).values():
-        if isinstance(value, dict) and value and not isinstance(next(iter(value)), int):
-            yield value
-        elif isinstance(value, dict):
-            for inner in value.values():
-                if isinstance(inner, dict):
-                    yield inner
+    if not keys:
+        return
+    persisted = dask.persist(*(net.params[k] for k in keys))
+    for key, value in zip(keys, persisted):
+        net.params[key] = value
+    if optimizer is not None and hasattr(optimizer, "state_dict"):
+        (state,) = dask.persist(optimizer.state_dict())
+        optimizer.load_state_dict(state)
 
 
 def train_step(net: Any, optimizer: Any, x: Array, t: Array) -> Array:

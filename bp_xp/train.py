@@ -269,15 +269,9 @@ class Trainer:
         # stays one epoch long instead of growing (and being recomputed) for the whole run.
         if self.network.backend.name != "dask":
             return
-        import dask
+        from .distributed import materialize
 
-        params = self.network.params
-        keys = list(params)
-        for key, value in zip(keys, dask.persist(*(params[k] for k in keys))):
-            params[key] = value
-        if hasattr(self.optimizer, "state_dict") and hasattr(self.optimizer, "load_state_dict"):
-            (state,) = dask.persist(self.optimizer.state_dict())
-            self.optimizer.load_state_dict(state)
+        materialize(self.network, self.optimizer)
 
     # -- the loop ------------------------------------------------------------------------
 

@@ -77,6 +77,20 @@ def test_training_steps_match_numpy_step_for_step(client):
                                        rtol=1e-12, atol=1e-15)
 
 
+def test_optimizer_state_is_persisted_too(client):
+    from bp_xp.optim import Adam
+
+    x, t = _data()
+    dnet = bp_xp.TwoLayerNet(20, 16, 4, weight_init_std=0.3, dtype="float64", seed=2).to("dask")
+    opt = Adam(lr=0.01)
+    dx, dt = shard(x, chunks=4), shard(t, chunks=4)
+    for _ in range(3):
+        train_step(dnet, opt, dx, dt)
+    for slot in opt.state_dict()["state"].values():
+        for array in slot.values():
+            assert len(array.__dask_graph__()) == 1
+
+
 def test_materialize_leaves_non_dask_parameters_alone():
     net = bp_xp.TwoLayerNet(3, 2, 2, seed=0)
     W1 = net.params["W1"]
