@@ -34,3 +34,14 @@ def test_gradient_check_example(backend):
               if line[:2] in ("W1", "b1", "W2", "b2")]
     assert len(errors) == 4
     assert max(errors) < 1e-6
+
+
+def test_train_dask_example_learns_on_a_local_cluster():
+    pytest.importorskip("dask.distributed")
+    pytest.importorskip("mlxtend")
+    out = _run("train_dask.py", "--workers", "2", "--chunks", "2", "--iters", "60",
+               "--log-every", "30", "--lr", "0.5")
+    losses = [float(line.split("loss")[1]) for line in out.splitlines() if line.startswith("iter")]
+    assert len(losses) == 2 and losses[1] < losses[0] < 2.31  # below chance level, then lower
+    test_acc = float(out.split("test acc")[1])
+    assert test_acc > 0.5  # ten classes: chance is 0.1
