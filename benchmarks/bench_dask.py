@@ -19,15 +19,8 @@ import numpy as np
 
 import bp_xp
 from bp_xp.distributed import shard, train_step
+from bp_xp.optim import SGD
 
-
-class _SGD:
-    def __init__(self, lr: float) -> None:
-        self.lr = lr
-
-    def update(self, params, grads) -> None:
-        for key in params:
-            params[key] = params[key] - self.lr * grads[key]
 
 
 def _time_steps(step, iters: int, warmup: int = 3) -> float:
@@ -57,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for batch in args.batch_size:
         net = bp_xp.TwoLayerNet(784, args.hidden, 10, seed=0)
-        opt = _SGD(0.1)
+        opt = SGD(0.1)
 
         def numpy_step():
             idx = np.sort(rng.choice(args.rows, batch, replace=False))

@@ -13,6 +13,7 @@ distributed = pytest.importorskip("dask.distributed")
 da = pytest.importorskip("dask.array")
 
 from bp_xp.distributed import evaluate, materialize, shard, train_step  # noqa: E402
+from bp_xp.optim import SGD  # noqa: E402
 
 WORKER_MEMORY = 256 * 2**20
 
@@ -30,16 +31,6 @@ def client():
         client.close(timeout=30)
         cluster.close(timeout=30)
 
-
-class _SGD:
-    """A plain SGD so this file tests distribution, not bp_xp.optim."""
-
-    def __init__(self, lr):
-        self.lr = lr
-
-    def update(self, params, grads):
-        for key in params:
-            params[key] = params[key] - self.lr * grads[key]
 
 
 def _data(n=400, features=20, classes=4, seed=0):
@@ -64,7 +55,7 @@ def test_training_steps_match_numpy_step_for_step(client):
     net = bp_xp.TwoLayerNet(20, 16, 4, weight_init_std=0.3, dtype="float64", seed=2)
     dnet = net.to("dask")
     dx, dt = shard(x, chunks=4), shard(t, chunks=4)
-    opt, dopt = _SGD(0.5), _SGD(0.5)
+    opt, dopt = SGD(0.5), SGD(0.5)
     for _ in range(5):
         loss = float(net.loss(x, t))
         opt.update(net.params, net.gradient(x, t))
