@@ -7,7 +7,14 @@ announced ``Content-Length``, and only then moved into place with
 :func:`os.replace`.  So a final file name either does not exist or holds the
 complete, verified file: an interrupted download, a full disk, a bad mirror
 or Ctrl-C leaves nothing behind (the temporary file is removed on every
-failure path).
+failure path).  A temporary file left by a process that was killed outright
+(``kill -9``, power loss) carries that process's id in its name and is removed
+by the next download into the same directory.
+
+Downloads are bounded: when the file's size is known the transfer stops one
+byte past it (a mirror that never stops sending is cut off), and a mirror that
+announces a larger ``Content-Length`` is skipped before anything is read.
+Without a known size, :data:`DOWNLOAD_MAX_BYTES` is the cap.
 
 Only the standard library is used (:mod:`urllib.request`), so no extra
 dependency is needed to download.
@@ -21,15 +28,23 @@ import logging
 import os
 import socket
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Union
 
-from ._errors import ChecksumError, DownloadError
+from ._errors import ChecksumError, DatasetError, DownloadError
 
-__all__ = ["DATA_DIR_ENV", "data_root", "sha256_file", "download_file", "verify_file"]
+__all__ = [
+    "DATA_DIR_ENV",
+    "DOWNLOAD_MAX_BYTES",
+    "data_root",
+    "sha256_file",
+    "download_file",
+    "verify_file",
+]
 
 logger = logging.getLogger("bp_xp.data")
 
@@ -38,8 +53,68 @@ PathLike = Union[str, "os.PathLike[str]"]
 #: Environment variable that overrides the default cache root.
 DATA_DIR_ENV = "BP_XP_DATA_DIR"
 
+#: Most bytes a download of a file of unknown size may write (1 GiB).
+DOWNLOAD_MAX_BYTES = 1 << 30
+
 _CHUNK = 1 << 16
 _USER_AGENT = "bp_xp-data/1 (+python-urllib)"
+_TEMP_SUFFIX = ".part"
+# A temp file whose owner cannot be identified is stale after this long.
+_STALE_AFTER_S = 24 * 3600.0
+
+
+class _LocalWriteError(DatasetError):
+    """Writing on this machine failed (full disk, no permission): no mirror can help."""
+
+
+def _temp_prefix(filename: str) -> str:
+    return f".{filename}."
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists but belongs to someone else (or cannot tell)
+    return True
+
+
+def remove_stale_temps(dest_dir: Path, filename: str) -> list[Path]:
+    """Delete temp files of earlier downloads of ``filename`` that were killed.
+
+    Temp files are named ``.<filename>.<pid>.<random>.part``.  One is stale
+    when its process no longer exists (it was killed before it could clean up)
+    or, if its name has no readable pid, when it is older than a day.  Files
+    of running downloads (including this process's) are kept.
+
+    Returns the paths removed.
+    """
+    prefix = _temp_prefix(filename)
+    removed = []
+    try:
+        entries = list(dest_dir.iterdir())
+    except OSError:
+        return removed
+    now = time.time()
+    for entry in entries:
+        name = entry.name
+        if not (name.startswith(prefix) and name.endswith(_TEMP_SUFFIX)):
+            continue
+        pid_text = name[len(prefix) :].split(".", 1)[0]
+        try:
+            if pid_text.isdigit():
+                stale = int(pid_text) != os.getpid() and not _pid_alive(int(pid_text))
+            else:
+                stale = now - entry.lstat().st_mtime > _STALE_AFTER_S
+            if stale and entry.is_file() and not entry.is_symlink():
+                entry.unlink()
+                removed.append(entry)
+                logger.info("bp_xp: removed stale temporary file %s", entry)
+        except OSError:
+            continue  # raced with its owner or another cleaner: not ours to fight over
+    return removed
 
 
 def data_root(data_dir: PathLike | None = None) -> Path:
@@ -139,13 +214,23 @@ def _is_network_failure(exc: BaseException) -> bool:
     return isinstance(exc, (socket.timeout, TimeoutError, ConnectionError, socket.gaierror))
 
 
-def _fetch_to_temp(url: str, dest_dir: Path, filename: str, timeout: float) -> tuple[Path, str]:
-    """Download ``url`` into a new temp file in ``dest_dir``.
+def _fetch_to_temp(
+    url: str, dest_dir: Path, filename: str, timeout: float, max_bytes: int
+) -> tuple[Path, str]:
+    """Download ``url`` into a new temp file in ``dest_dir``, at most ``max_bytes``.
 
     Returns the temp path and the SHA-256 of what was written.  On any
     exception the temp file is removed before the exception propagates.
+    Failures to write locally raise :class:`_LocalWriteError` naming the
+    final path (never the hidden temp file).
     """
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".part", dir=dest_dir)
+    final = dest_dir / filename
+    try:
+        fd, tmp_name = tempfile.mkstemp(
+            prefix=f"{_temp_prefix(filename)}{os.getpid()}.", suffix=_TEMP_SUFFIX, dir=dest_dir
+        )
+    except OSError as exc:
+        raise _LocalWriteError(f"cannot write {final}: {exc.strerror or exc}") from exc
     tmp = Path(tmp_name)
     try:
         h = hashlib.sha256()
@@ -154,15 +239,31 @@ def _fetch_to_temp(url: str, dest_dir: Path, filename: str, timeout: float) -> t
         with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as resp:
             length_header = resp.headers.get("Content-Length")
             expected_len = int(length_header) if length_header and length_header.isdigit() else None
+            if expected_len is not None and expected_len > max_bytes:
+                raise OSError(
+                    f"server announces {expected_len} bytes, more than the {max_bytes} "
+                    "expected; not downloaded"
+                )
             while True:
-                block = resp.read(_CHUNK)
+                # Never ask for more than one byte past the limit.
+                block = resp.read(min(_CHUNK, max_bytes + 1 - received))
                 if not block:
                     break
-                out.write(block)
-                h.update(block)
                 received += len(block)
-            out.flush()
-            os.fsync(out.fileno())
+                if received > max_bytes:
+                    raise OSError(
+                        f"server sent more than the {max_bytes} bytes expected; cut off"
+                    )
+                try:
+                    out.write(block)
+                except OSError as exc:
+                    raise _LocalWriteError(f"cannot write {final}: {exc.strerror or exc}") from exc
+                h.update(block)
+            try:
+                out.flush()
+                os.fsync(out.fileno())
+            except OSError as exc:
+                raise _LocalWriteError(f"cannot write {final}: {exc.strerror or exc}") from exc
         if expected_len is not None and received < expected_len:
             raise http.client.IncompleteRead(b"", expected_len - received)
         if expected_len is not None and received > expected_len:
@@ -193,6 +294,7 @@ def download_file(
     *,
     timeout: float = 30.0,
     manual_hint: str = "",
+    size: int | None = None,
 ) -> Path:
     """Download ``filename`` from the first mirror that delivers a good copy.
 
@@ -215,6 +317,10 @@ def download_file(
         Socket timeout in seconds for each connection and read.
     manual_hint : str, optional
         Extra text appended to error messages (how to get the data otherwise).
+    size : int, optional
+        Expected size in bytes.  A mirror announcing or sending more is
+        skipped: the transfer stops one byte past ``size``.  Default: at most
+        :data:`DOWNLOAD_MAX_BYTES`.
 
     Returns
     -------
@@ -229,6 +335,9 @@ def download_file(
     DownloadError
         If no mirror delivered the file at all.  ``offline`` is True when no
         server could be reached.
+    DatasetError
+        If the file cannot be written locally (full disk, no permission); the
+        message names ``dest_dir / filename``.
 
     Examples
     --------
@@ -246,8 +355,13 @@ def download_file(
             offline=False,
         )
     dest_dir = Path(dest_dir)
-    dest_dir.mkdir(parents=True, exist_ok=True)
     final = dest_dir / filename
+    try:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DatasetError(f"cannot write {final}: {exc.strerror or exc}") from exc
+    remove_stale_temps(dest_dir, filename)
+    max_bytes = DOWNLOAD_MAX_BYTES if size is None else int(size)
     expected = sha256.lower()
     attempts: list[tuple[str, str]] = []
     network_failures = 0
@@ -256,7 +370,9 @@ def download_file(
         url = mirror.rstrip("/") + "/" + filename
         logger.info("bp_xp: downloading %s", url)
         try:
-            tmp, actual = _fetch_to_temp(url, dest_dir, filename, timeout)
+            tmp, actual = _fetch_to_temp(url, dest_dir, filename, timeout, max_bytes)
+        except _LocalWriteError:
+            raise  # the same on every mirror
         except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
             # ValueError: malformed URL in the mirror list.
             if isinstance(exc, urllib.error.HTTPError):
@@ -266,7 +382,10 @@ def download_file(
             continue
         try:
             if actual == expected:
-                os.replace(tmp, final)
+                try:
+                    os.replace(tmp, final)
+                except OSError as exc:
+                    raise DatasetError(f"cannot write {final}: {exc.strerror or exc}") from exc
                 return final
         finally:
             # Whatever happened (mismatch, failed replace, Ctrl-C): no temp left.

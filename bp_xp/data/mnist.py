@@ -71,7 +71,8 @@ MNIST_SHA256: dict[str, str] = {
     "t10k-labels-idx1-ubyte.gz": "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6",
 }
 
-#: Sizes in bytes of the official gzip files (informational).
+#: Sizes in bytes of the official gzip files: a download of a file whose
+#: checksum is the official one stops as soon as a mirror sends more.
 MNIST_SIZES: dict[str, int] = {
     "train-images-idx3-ubyte.gz": 9_912_422,
     "train-labels-idx1-ubyte.gz": 28_881,
@@ -81,6 +82,9 @@ MNIST_SIZES: dict[str, int] = {
 
 _NUM_CLASSES = 10
 _SIDE = 28
+#: Most images a split may hold (the official counts): a header declaring
+#: more is refused before anything is allocated.
+_MAX_N = {"train": 60_000, "test": 10_000}
 
 
 def mnist_dir(data_dir: PathLike | None = None) -> Path:
@@ -98,17 +102,28 @@ def mnist_dir(data_dir: PathLike | None = None) -> Path:
 def one_hot(labels: np.ndarray, num_classes: int = _NUM_CLASSES) -> np.ndarray:
     """Return float32 one-hot rows for integer class labels.
 
+    Every label is checked first: a label outside ``[0, num_classes)`` would
+    otherwise wrap around (``-1`` silently becoming the last class) or fail
+    deep inside NumPy, and a fractional label (``1.7``) would be truncated.
+
     Parameters
     ----------
-    labels : numpy.ndarray
-        1-D integer labels in ``[0, num_classes)``.
+    labels : array_like
+        1-D integer labels in ``[0, num_classes)``.  Floating-point arrays are
+        refused even when they hold whole numbers: convert them explicitly.
     num_classes : int, optional
-        Number of columns.
+        Number of columns (at least 1).
 
     Returns
     -------
     numpy.ndarray
         ``(len(labels), num_classes)`` float32 array.
+
+    Raises
+    ------
+    DatasetError
+        For labels that are not 1-D, not integers, or out of range; the
+        message names the first offending value and the valid range.
 
     Examples
     --------
@@ -117,8 +132,38 @@ def one_hot(labels: np.ndarray, num_classes: int = _NUM_CLASSES) -> np.ndarray:
     >>> one_hot(np.array([2, 0], dtype=np.uint8), 3)
     array([[0., 0., 1.],
            [1., 0., 0.]], dtype=float32)
+    >>> one_hot(np.array([2, -1]), 3)
+    Traceback (most recent call last):
+    ...
+    bp_xp.data.DatasetError: one_hot: label -1 at index 1 is out of range 0..2 (num_classes=3)
     """
+    if isinstance(num_classes, (bool, np.bool_)) or not isinstance(num_classes, (int, np.integer)):
+        raise DatasetError(f"one_hot: num_classes must be an int, got {num_classes!r}")
+    if num_classes < 1:
+        raise DatasetError(f"one_hot: num_classes must be at least 1, got {num_classes}")
     labels = np.asarray(labels)
+    if labels.ndim != 1:
+        raise DatasetError(f"one_hot: labels must be 1-D of shape (N,), got shape {labels.shape}")
+    if labels.dtype.kind not in "iu":
+        if labels.dtype.kind == "f" and labels.size:
+            frac = ~np.isfinite(labels) | (labels != np.trunc(np.nan_to_num(labels)))
+            if frac.any():
+                i = int(np.flatnonzero(frac)[0])
+                raise DatasetError(
+                    f"one_hot: label {labels[i].item()!r} at index {i} is not an integer; "
+                    f"labels must be integers in 0..{num_classes - 1}"
+                )
+        raise DatasetError(
+            f"one_hot: labels must have an integer dtype, got {labels.dtype} "
+            "(convert whole-number labels with labels.astype(np.int64))"
+        )
+    bad = (labels < 0) | (labels >= num_classes)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DatasetError(
+            f"one_hot: label {labels[i].item()} at index {i} is out of range "
+            f"0..{num_classes - 1} (num_classes={num_classes})"
+        )
     out = np.zeros((labels.shape[0], num_classes), dtype=np.float32)
     out[np.arange(labels.shape[0]), labels.astype(np.intp)] = 1.0
     return out
@@ -155,6 +200,7 @@ def _ensure_file(
         raise DatasetError(
             f"MNIST file {path} is missing and download=False. " + _manual_hint(directory)
         )
+    official = checksums[filename].lower() == MNIST_SHA256.get(filename, "").lower()
     return download_file(
         filename,
         directory,
@@ -162,12 +208,16 @@ def _ensure_file(
         checksums[filename],
         timeout=timeout,
         manual_hint=_manual_hint(directory),
+        size=MNIST_SIZES.get(filename) if official else None,
     )
 
 
-def _load_split(img_path: Path, label_path: Path) -> Split:
-    images = read_idx(img_path)
-    labels = read_idx(label_path)
+def _load_split(img_path: Path, label_path: Path, max_n: int) -> Split:
+    # The known shapes are checked on the header, before anything is allocated.
+    images = read_idx(
+        img_path, dtype=np.uint8, shape=(None, _SIDE, _SIDE), max_items=max_n * _SIDE**2
+    )
+    labels = read_idx(label_path, dtype=np.uint8, shape=(None,), max_items=max_n)
     if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (_SIDE, _SIDE):
         raise DatasetError(
             f"{img_path}: expected uint8 images of shape (N, {_SIDE}, {_SIDE}), "
@@ -281,8 +331,8 @@ def load_mnist(
         )
         for role, name in MNIST_FILES.items()
     }
-    train = _load_split(paths["train_img"], paths["train_label"])
-    test = _load_split(paths["test_img"], paths["test_label"])
+    train = _load_split(paths["train_img"], paths["train_label"], _MAX_N["train"])
+    test = _load_split(paths["test_img"], paths["test_label"], _MAX_N["test"])
     return (
         _format(*train, normalize, flatten, one_hot_label),
         _format(*test, normalize, flatten, one_hot_label),
