@@ -28,9 +28,10 @@ from ._backend import (
     to_numpy,
 )
 from .gradient import gradient_check, numerical_gradient, relative_error
-from .layers import AddLayer, Affine, MulLayer, Relu, Sigmoid, SoftmaxWithLoss
+from .layers import AddLayer, Affine, Layer, LossLayer, MulLayer, Relu, Sigmoid, SoftmaxWithLoss
 from .nets import MultiLayerNet, TwoLayerNet
 from .params import Params
+from .sequential import Sequential
 
 try:
     __version__ = version("bp_xp")
@@ -42,6 +43,8 @@ __all__ = [
     "AddLayer",
     "Affine",
     "Backend",
+    "Layer",
+    "LossLayer",
     "BackendError",
     "BackendMismatchError",
     "BackendUnavailableError",
@@ -50,6 +53,7 @@ __all__ = [
     "Params",
     "Relu",
     "Sigmoid",
+    "Sequential",
     "SoftmaxWithLoss",
     "TwoLayerNet",
     "available_backends",

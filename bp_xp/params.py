@@ -3,8 +3,8 @@
 In the book, ``params['W1']`` and ``Affine.W`` are the same NumPy array and training
 updates it in place. That aliasing breaks on immutable backends (JAX) and whenever a
 user writes ``params['W1'] = params['W1'] - lr * grad``: the layer would keep the old
-array. Here ``params`` is a view: reading a key reads the layer's attribute, writing a
-key replaces it, so the next ``predict`` always sees the new array, and in-place updates
+array. Here ``params`` is a view: reading a key reads the layer's own ``params`` entry
+(``affine.params["W"]``, which ``affine.W`` also reads), writing a key replaces it, so the next ``predict`` always sees the new array, and in-place updates
 (``params['W1'] -= ...`` on NumPy, CuPy, torch) keep working too.
 
 A replacement is checked before it is stored, so a wrong update fails loudly and leaves
@@ -27,7 +27,8 @@ class Params(MutableMapping):
     Parameters
     ----------
     slots : dict
-        ``{name: (owner, attribute)}``, e.g. ``{"W1": (affine1, "W")}``.
+        ``{key: (layer, name)}``, e.g. ``{"W1": (affine1, "W")}``: ``params["W1"]`` is
+        ``affine1.params["W"]``.
 
     Examples
     --------
@@ -44,13 +45,18 @@ class Params(MutableMapping):
     def __init__(self, slots: dict[str, tuple[Any, str]]) -> None:
         self._slots = dict(slots)
 
+    @property
+    def slots(self) -> dict[str, tuple[Any, str]]:
+        """``{key: (layer, name)}``: which layer owns each parameter, under which name (a copy)."""
+        return dict(self._slots)
+
     def __getitem__(self, key: str) -> Any:
-        owner, attr = self._slot(key)
-        return getattr(owner, attr)
+        owner, name = self._slot(key)
+        return owner.params[name]
 
     def __setitem__(self, key: str, value: Any) -> None:
-        owner, attr = self._slot(key)
-        old = getattr(owner, attr)
+        owner, name = self._slot(key)
+        old = owner.params[name]
         if value is old:  # the in-place path: `params[k] -= g` hands back the same array
             return
         try:
@@ -67,7 +73,7 @@ class Params(MutableMapping):
                 f"cannot set params[{key!r}]: dtype {value.dtype} differs from the parameter's "
                 f"dtype {old.dtype}; cast the update (e.g. a Python float learning rate keeps it)"
             )
-        setattr(owner, attr, value)
+        owner.params[name] = value
 
     def __delitem__(self, key: str) -> None:
         raise TypeError("a network's parameters cannot be removed")

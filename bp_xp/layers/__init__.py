@@ -1,0 +1,37 @@
+"""The layers of backpropagation by computational graph ("Deep Learning from Scratch", ch. 5).
+
+Each layer is a small class with ``forward`` and ``backward`` and the cache it needs
+between the two, exactly as in the book. What differs is how they compute: every layer
+takes its Array API namespace from its inputs, creates nothing without naming dtype and
+device, and never writes into an array it did not create. The book's
+``dout[self.mask] = 0`` becomes ``where(mask, 0, dout)``, which runs on JAX and leaves the
+caller's ``dout`` alone.
+
+Every layer follows the protocol of :class:`bp_xp.Layer` (``params``, ``grads``,
+``state``, ``config``), one module per family:
+
+* :mod:`.nodes` - the graph's nodes (``MulLayer``, ``AddLayer``);
+* :mod:`.activations` - ``Relu``, ``Sigmoid``;
+* :mod:`.affine` - ``Affine``;
+* :mod:`.loss` - ``SoftmaxWithLoss``.
+"""
+
+from .activations import Relu, Sigmoid
+from .affine import Affine
+from .base import Layer, LossLayer, accepts_keyword, layer_class, registered_layers
+from .loss import SoftmaxWithLoss
+from .nodes import AddLayer, MulLayer
+
+__all__ = [
+    "AddLayer",
+    "Affine",
+    "Layer",
+    "LossLayer",
+    "MulLayer",
+    "Relu",
+    "Sigmoid",
+    "SoftmaxWithLoss",
+    "accepts_keyword",
+    "layer_class",
+    "registered_layers",
+]

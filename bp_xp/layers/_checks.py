@@ -1,0 +1,24 @@
+"""Argument checks shared by the layers: one wording for every layer's shape errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+Array = Any
+#: Python numbers, which the book's apple example feeds to MulLayer and AddLayer.
+SCALARS = (bool, int, float, complex)
+
+
+def check_shape(layer: str, name: str, x: Array, expected: tuple[int, ...]) -> None:
+    """Raise ``ValueError`` naming the layer when ``x`` (a backward input) has the wrong shape."""
+    if tuple(x.shape) != tuple(expected):
+        raise ValueError(
+            f"{layer}.backward: {name} must have the forward output's shape {tuple(expected)}, "
+            f"got {tuple(x.shape)}"
+        )
+
+
+def require_forward(layer: Any, cached: Any) -> None:
+    """Raise ``RuntimeError`` when ``backward`` comes before any ``forward``."""
+    if cached is None:
+        raise RuntimeError(f"{type(layer).__name__}.backward called before forward")

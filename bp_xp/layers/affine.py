@@ -1,0 +1,136 @@
+"""The fully connected layer ``out = x @ W + b``."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .._backend import namespace_of
+from ._checks import check_shape, require_forward
+from .base import Layer
+
+__all__ = ["Affine"]
+
+Array = Any
+
+
+class Affine(Layer):
+    """Fully connected layer ``out = x @ W + b``.
+
+    ``x`` may have any number of dimensions: it is flattened to ``(N, -1)`` (an image
+    batch ``(N, 1, 28, 28)`` works) and ``backward`` returns ``dx`` in ``x``'s shape.
+    The layer owns ``params = {"W": W, "b": b}``; ``W`` and ``b`` read and write those
+    entries, and after ``backward`` the book's ``dW`` and ``db`` read ``grads``.
+
+    Parameters
+    ----------
+    W : array, shape (in_features, out_features)
+    b : array, shape (out_features,)
+        Same backend, device and dtype as ``W``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bp_xp.layers import Affine
+    >>> layer = Affine(np.ones((3, 2)), np.zeros(2))
+    >>> layer.forward(np.ones((4, 3))).shape
+    (4, 2)
+    >>> layer.backward(np.ones((4, 2))).shape, layer.dW.shape, layer.db.shape
+    ((4, 3), (3, 2), (2,))
+    >>> layer.grads["W"] is layer.dW
+    True
+    """
+
+    def __init__(self, W: Array, b: Array) -> None:
+        namespace_of(W, b, names=("W", "b"))
+        if W.ndim != 2 or b.shape != (W.shape[1],):
+            raise ValueError(
+                f"Affine needs W of shape (in, out) and b of shape (out,), got W {tuple(W.shape)} "
+                f"and b {tuple(b.shape)}"
+            )
+        if W.dtype != b.dtype:
+            raise TypeError(f"Affine needs W and b of one dtype, got {W.dtype} and {b.dtype}")
+        self.params["W"] = W
+        self.params["b"] = b
+        self.x: Array | None = None
+        self.original_x_shape: tuple[int, ...] | None = None
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], params: dict[str, Array],
+                    state: dict[str, Array]) -> Affine:
+        if sorted(params) != ["W", "b"] or state or config:
+            raise ValueError(f"Affine is rebuilt from params W and b alone, got params "
+                             f"{sorted(params)}, state {sorted(state)}, config {config}")
+        return cls(params["W"], params["b"])
+
+    # The book's attribute names, as views of the one owner of each array.
+    @property
+    def W(self) -> Array:
+        return self.params["W"]
+
+    @W.setter
+    def W(self, value: Array) -> None:
+        self.params["W"] = value
+
+    @property
+    def b(self) -> Array:
+        return self.params["b"]
+
+    @b.setter
+    def b(self, value: Array) -> None:
+        self.params["b"] = value
+
+    @property
+    def dW(self) -> Array | None:
+        return self.grads.get("W")
+
+    @property
+    def db(self) -> Array | None:
+        return self.grads.get("b")
+
+    def forward(self, x: Array) -> Array:
+        W = self.params["W"]
+        b = self.params["b"]
+        xp = namespace_of(x, W, b, names=("x", "W", "b"))
+        if x.ndim < 2:
+            raise ValueError(
+                f"Affine expects a batch of shape (N, ...), got shape {tuple(x.shape)}; "
+                "reshape a single sample to (1, -1)"
+            )
+        features = math.prod(x.shape[1:])
+        if features != W.shape[0]:
+            raise ValueError(
+                f"Affine: x of shape {tuple(x.shape)} has {features} features per sample, "
+                f"but W of shape {tuple(W.shape)} expects {W.shape[0]}"
+            )
+        self.original_x_shape = tuple(x.shape)
+        if x.ndim != 2:
+            x = xp.reshape(x, (x.shape[0], features))
+        self.x = x
+        return x @ W + b
+
+    def backward(self, dout: Array, *, need_dx: bool = True) -> Array | None:
+        """Set ``grads`` (``dW``, ``db``); return ``dx`` in ``x``'s shape.
+
+        Parameters
+        ----------
+        dout : array, shape (N, out_features)
+        need_dx : bool, keyword-only
+            ``False`` skips the product ``dout @ W.T`` and returns ``None``: networks
+            pass it to their first layer, whose input gradient nobody uses (it is a
+            third of that layer's backward work).
+        """
+        x = self.x
+        require_forward(self, x)
+        W = self.params["W"]
+        xp = namespace_of(dout, W, names=("dout", "W"))
+        if dout.shape != (x.shape[0], W.shape[1]):
+            check_shape("Affine", "dout", dout, (x.shape[0], W.shape[1]))
+        self.grads["W"] = x.T @ dout
+        self.grads["b"] = xp.sum(dout, axis=0)
+        if not need_dx:
+            return None
+        dx = dout @ W.T
+        if len(self.original_x_shape) != 2:
+            dx = xp.reshape(dx, self.original_x_shape)
+        return dx
