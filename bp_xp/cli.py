@@ -199,16 +199,48 @@ def run_gradcheck(args: argparse.Namespace) -> int:
 # --------------------------------------------------------------------------------------
 
 
+#: The benchmark script, relative to the root of a source checkout (not in the wheel).
+_BENCH_SCRIPT = os.path.join("benchmarks", "bench_step.py")
+
+
+def _find_bench_script() -> str | None:
+    """The benchmark script of the checkout bp_xp is imported from, else of the current directory.
+
+    The first covers ``pip install -e .`` and running from the source tree wherever the
+    shell is; the second a checkout whose bp_xp is installed elsewhere.
+    """
+    package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for root in dict.fromkeys((package_root, os.getcwd())):
+        script = os.path.join(root, _BENCH_SCRIPT)
+        if os.path.isfile(script):
+            return script
+    return None
+
+
 def run_bench(argv: Sequence[str]) -> int:
-    """Hand ``argv`` to :func:`bp_xp.bench.main`."""
+    """Run ``benchmarks/bench_step.py`` of a source checkout with ``argv``, as ``bp-xp bench``.
+
+    The benchmarks are not part of the installed package; without a checkout this is a
+    usage error that says where to get them.
+    """
+    import importlib.util
+
+    script = _find_bench_script()
+    if script is None:
+        raise _UsageError(f"bp-xp bench runs {_BENCH_SCRIPT}, which ships with the source code, "
+                          "not with the installed package: run it from a clone of the bp_xp "
+                          "repository (pip install -e . there, then bp-xp bench)")
+    directory = os.path.dirname(script)
+    sys.path.insert(0, directory)  # the script imports its sibling modules (_timing, ...)
     try:
-        from .bench import main as bench_main
-    except ImportError as exc:
-        if exc.name not in ("bp_xp.bench", __package__ + ".bench"):
-            raise
-        raise _UsageError("the benchmark module bp_xp.bench is not available in this "
-                          "installation of bp_xp") from exc
-    return int(bench_main(list(argv)) or 0)
+        spec = importlib.util.spec_from_file_location("bench_step", script)
+        if spec is None or spec.loader is None:  # not for a .py file; keeps type checkers honest
+            raise _UsageError(f"cannot load {script} as a Python module")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return int(module.main(list(argv), prog=f"{_PROG} bench") or 0)
+    finally:
+        sys.path.remove(directory)
 
 
 # --------------------------------------------------------------------------------------
@@ -234,14 +266,15 @@ def build_parser() -> argparse.ArgumentParser:
     add_gradcheck_arguments(commands.add_parser(
         "gradcheck", help="check backprop against numerical gradients (float64)"))
     commands.add_parser("bench", add_help=False,
-                        help="time training steps (arguments go to bp_xp.bench; try bench --help)")
+                        help="time training steps against the book's code, PyTorch and JAX "
+                             "(runs benchmarks/bench_step.py of a source checkout; try bench --help)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``bp-xp`` with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv[:1] == ["bench"]:  # its flags belong to bp_xp.bench, not to this parser
+    if argv[:1] == ["bench"]:  # its flags belong to benchmarks/bench_step.py, not to this parser
         return run_command(run_bench, argv[1:])
     args = build_parser().parse_args(argv)
     command = {"backends": run_backends, "train": run_train, "gradcheck": run_gradcheck}

@@ -3,7 +3,6 @@
 import re
 import runpy
 import sys
-import types
 from pathlib import Path
 
 import numpy as np
@@ -98,20 +97,50 @@ def test_an_unwritable_output_fails_before_training(tmp_path, capsys):
     assert "epoch" not in captured.out
 
 
-def test_bench_hands_its_arguments_to_bp_xp_bench(monkeypatch):
-    seen = []
-    fake = types.ModuleType("bp_xp.bench")
-    fake.main = lambda argv: seen.append(argv) or 7
-    monkeypatch.setitem(sys.modules, "bp_xp.bench", fake)
+def test_bench_hands_its_arguments_to_the_checkouts_script(monkeypatch, tmp_path, capsys):
+    """Found through the current directory; the script's sibling modules import; its status is returned."""
+    import bp_xp.cli as cli
+
+    (tmp_path / "benchmarks").mkdir()
+    (tmp_path / "benchmarks" / "_fake_sibling.py").write_text("STATUS = 7\n")
+    (tmp_path / "benchmarks" / "fake_step.py").write_text(
+        "import _fake_sibling\n\n"
+        "def main(argv, prog):\n"
+        "    print(repr((prog, argv)))\n"
+        "    return _fake_sibling.STATUS\n")
+    monkeypatch.setattr(cli, "_BENCH_SCRIPT", str(Path("benchmarks", "fake_step.py")))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delitem(sys.modules, "_fake_sibling", raising=False)
+    path_before = list(sys.path)
     assert main(["bench", "--quick", "--nets", "book"]) == 7
-    assert seen == [["--quick", "--nets", "book"]]
+    assert capsys.readouterr().out.strip() == repr(("bp-xp bench", ["--quick", "--nets", "book"]))
+    assert sys.path == path_before
 
 
-def test_bench_without_its_module_says_so(monkeypatch, capsys):
-    monkeypatch.setitem(sys.modules, "bp_xp.bench", None)  # makes the import fail
+def test_bench_without_the_benchmarks_says_what_to_do(monkeypatch, tmp_path, capsys):
+    """As from a wheel: no benchmarks/ beside the package nor in the current directory."""
+    import bp_xp.cli as cli
+
+    monkeypatch.setattr(cli, "_BENCH_SCRIPT", str(Path("benchmarks", "not_in_the_wheel.py")))
+    monkeypatch.chdir(tmp_path)
     assert main(["bench"]) == 2
     err = capsys.readouterr().err
-    assert "bp_xp.bench is not available" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    assert "not_in_the_wheel.py" in err and "source" in err and "pip install -e ." in err
+
+
+def test_bench_help_names_itself_bp_xp_bench(monkeypatch, tmp_path, capsys):
+    """Run from elsewhere, ``bp-xp bench`` still finds the checkout bp_xp is imported from."""
+    import bp_xp.cli as cli
+
+    monkeypatch.chdir(tmp_path)
+    if cli._find_bench_script() is None:
+        pytest.skip("bp_xp is not imported from a source checkout with benchmarks/")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--help"])
+    assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: bp-xp bench ") and "bench_step.py" not in out
 
 
 def test_missing_or_unknown_command_is_a_usage_error(capsys):
