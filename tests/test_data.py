@@ -11,10 +11,18 @@ import gzip
 import hashlib
 import http.server
 import importlib.util
+import os
+import re
+import signal
 import socket
 import struct
+import subprocess
+import sys
+import textwrap
 import threading
 import time
+import tracemalloc
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -275,7 +283,9 @@ def test_published_constants():
 # ---------------------------------------------------------------------------
 class _Handler(http.server.BaseHTTPRequestHandler):
     """Routes: /good/F, /bad/F (wrong bytes), /short/F (closes early),
-    /stall/F (sends part, then hangs until the test ends); anything else 404."""
+    /stall/F (sends part, then hangs until the test ends), /endless/F (no
+    Content-Length, sends zeros until the client hangs up or 5 s pass),
+    /biglen/F (announces 1 TB); anything else 404."""
 
     def log_message(self, format, *args):  # noqa: A002 - silence the server
         pass
@@ -285,8 +295,23 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         srv.hits.append(self.path)
         _, mode, name = (self.path.split("/", 2) + ["", ""])[:3]
         body = srv.files.get(name)
-        if body is None or mode not in ("good", "bad", "short", "stall"):
+        if body is None or mode not in ("good", "bad", "short", "stall", "endless", "biglen"):
             self.send_error(404, "Not Found")
+            return
+        if mode in ("endless", "biglen"):
+            self.send_response(200)
+            if mode == "biglen":
+                self.send_header("Content-Length", str(10**12))
+            self.end_headers()
+            deadline = time.monotonic() + 5
+            chunk = bytes(1 << 16)
+            try:
+                while time.monotonic() < deadline and not srv.release.is_set():
+                    self.wfile.write(chunk)
+                    srv.sent[self.path] = srv.sent.get(self.path, 0) + len(chunk)
+            except OSError:
+                pass  # the client hung up: what we want
+            self.close_connection = True
             return
         if mode == "bad":
             body = body[:-1] + bytes([body[-1] ^ 0xFF])
@@ -312,6 +337,7 @@ def server(mnist_files):
     srv.daemon_threads = True
     srv.files = {name: gz for name, (_, gz) in mnist_files.items()}
     srv.hits = []
+    srv.sent = {}
     srv.release = threading.Event()
     thread = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
@@ -446,8 +472,9 @@ def test_5k_shapes_and_values(five_k):
     assert np.bincount(tt, minlength=10).tolist() == [100] * 10
     # Not sorted by class any more.
     assert (np.diff(t.astype(int)) < 0).any()
-    validate_dataset(x, t, 10)
-    validate_dataset(xt, tt, 10)
+    with pytest.warns(bd.DataRangeWarning, match="raw 0..255 pixels"):
+        validate_dataset(x, t, 10)
+    validate_dataset(xt, tt, 10, max_abs=None)
 
 
 @needs_mlxtend
@@ -605,3 +632,391 @@ def test_validate_read_only_inputs():
     validate_dataset(x, t, 3)
     with pytest.raises(DatasetError):
         validate_dataset(x, t, 2)
+
+
+# ---------------------------------------------------------------------------
+# bounded reads of crafted IDX files (issue 10)
+# ---------------------------------------------------------------------------
+def _bomb(header: bytes, zeros_mib: int) -> bytes:
+    """A small gzip file: ``header`` then ``zeros_mib`` MiB of zeros (~1 KB per MiB)."""
+    co = zlib.compressobj(9, zlib.DEFLATED, 31)
+    parts = [co.compress(header)]
+    block = bytes(1 << 20)
+    parts += [co.compress(block) for _ in range(zeros_mib)]
+    parts.append(co.flush())
+    return b"".join(parts)
+
+
+def _sparse(path: Path, content: bytes, size: int) -> Path:
+    with open(path, "wb") as fh:
+        fh.write(content)
+        fh.truncate(size)  # a hole: no disk space used
+    return path
+
+
+HDR_2E40 = idx_bytes(0x08, (2**20, 2**20), b"")
+
+# name -> (file content or a builder taking the path, expected message)
+CRAFTED = {
+    "plain-2e40-items": (HDR_2E40 + bytes(100), "truncated"),
+    "plain-65-dims": (idx_bytes(0x08, (1,) * 65, b"\x01"), "65 dimensions; at most 32"),
+    "plain-255-dims": (idx_bytes(0x08, (1,) * 255, b"\x01"), "255 dimensions"),
+    "gzip-2e40-items": (gzip.compress(HDR_2E40 + bytes(1000)), "more than a .*-byte gzip file can hold"),
+    "gzip-65-dims": (gzip.compress(idx_bytes(0x08, (1,) * 65, b"\x01")), "65 dimensions"),
+    "gzip-bomb-142MiB": (_bomb(idx_bytes(0x08, (3,), b"abc"), 142), "trailing bytes"),
+    "gzip-bomb-truncated": (
+        _bomb(idx_bytes(0x08, (2**31,), b""), 1)[:-8], "more than a .*-byte gzip file can hold"
+    ),
+    "plain-sparse-200MiB": (lambda p: _sparse(p, idx_bytes(0x08, (3,), b"abc"), 200 << 20), "trailing"),
+}
+
+
+def _peak_read(path: Path, **kwargs) -> tuple[int, BaseException | None]:
+    """(peak traced bytes, exception) of read_idx(path)."""
+    tracemalloc.start()
+    try:
+        read_idx(path, **kwargs)
+        err = None
+    except BaseException as exc:  # noqa: BLE001 - the test inspects the type
+        err = exc
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak, err
+
+
+@pytest.mark.parametrize("name", list(CRAFTED))
+def test_crafted_idx_bounded_memory(tmp_path, name):
+    content, match = CRAFTED[name]
+    path = tmp_path / f"{name}-idx1-ubyte.gz"
+    if callable(content):
+        content(path)
+    else:
+        path.write_bytes(content)
+    assert path.stat().st_size < 256 * 1024 or name.startswith("plain-sparse")
+    peak, err = _peak_read(path)
+    assert type(err) is DatasetError, repr(err)
+    assert re.search(match, str(err)), str(err)
+    assert str(path) in str(err)
+    assert peak < 20 * 2**20, f"{name}: peak {peak / 2**20:.1f} MiB"
+
+
+def test_gzip_bomb_under_address_space_limit(tmp_path):
+    """The 142 MiB bomb is refused in a process that cannot map 64 MiB more."""
+    resource = pytest.importorskip("resource")
+    path = tmp_path / "bomb-idx1-ubyte.gz"
+    path.write_bytes(CRAFTED["gzip-bomb-142MiB"][0])
+    code = textwrap.dedent(
+        f"""
+        import resource, sys
+        from bp_xp.data import DatasetError, read_idx
+        with open("/proc/self/status") as fh:
+            vm = [int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize")][0]
+        resource.setrlimit(resource.RLIMIT_AS, (vm + (64 << 20), resource.RLIM_INFINITY))
+        try:
+            read_idx({str(path)!r})
+        except DatasetError as exc:
+            print("DatasetError", exc)
+        """
+    )
+    if not Path("/proc/self/status").exists():
+        pytest.skip("needs /proc (Linux)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("DatasetError") and "trailing bytes" in out.stdout
+
+
+def test_legit_file_read_once_without_copies(tmp_path):
+    arr = np.random.default_rng(1).integers(0, 256, (2000, 28, 28), dtype=np.uint8)
+    path = tmp_path / "imgs-idx3-ubyte.gz"
+    path.write_bytes(gzip.compress(idx_bytes(0x08, arr.shape, arr.tobytes()), compresslevel=1))
+    tracemalloc.start()
+    out = read_idx(path, dtype=np.uint8, shape=(None, 28, 28), max_items=arr.size)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    np.testing.assert_array_equal(out, arr)
+    assert peak < arr.nbytes + (6 << 20)  # the array plus a few inflate blocks
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"dtype": np.int32}, "expected IDX data of dtype int32, but the header declares uint8"),
+        ({"shape": (None, 28, 28)}, r"expected IDX data of shape \(N, 28, 28\), but .* \(3, 2\)"),
+        ({"shape": (None,)}, r"shape \(N,\)"),
+        ({"max_items": 5}, "declares 6 items .* more than the 5 expected"),
+    ],
+)
+@pytest.mark.parametrize("compress", [False, True])
+def test_read_idx_expectations_checked_on_header(tmp_path, kwargs, match, compress):
+    path = tmp_path / "x-idx2-ubyte"
+    raw = idx_bytes(0x08, (3, 2), bytes(6))
+    path.write_bytes(gzip.compress(raw) if compress else raw)
+    with pytest.raises(DatasetError, match=match) as info:
+        read_idx(path, **kwargs)
+    assert str(path) in str(info.value)
+    ok = {k: v for k, v in {"dtype": np.uint8, "shape": (None, 2), "max_items": 6}.items()}
+    assert read_idx(path, **ok).shape == (3, 2)
+
+
+def test_mnist_header_beyond_known_shape_is_refused_before_allocating(tmp_path, monkeypatch):
+    d = tmp_path / "mnist"
+    d.mkdir()
+    # 60,001 train images claimed in a 1 KB file whose checksum the caller vouches for.
+    content = {
+        FILES["train_img"]: gzip.compress(idx_bytes(0x08, (60001, 28, 28), b"")),
+        FILES["train_label"]: gzip.compress(idx_bytes(0x08, (1,), b"\x00")),
+        FILES["test_img"]: gzip.compress(idx_bytes(0x08, (1, 28, 28), bytes(784))),
+        FILES["test_label"]: gzip.compress(idx_bytes(0x08, (1,), b"\x00")),
+    }
+    sums = {}
+    for name, gz in content.items():
+        (d / name).write_bytes(gz)
+        sums[name] = hashlib.sha256(gz).hexdigest()
+    tracemalloc.start()
+    with pytest.raises(DatasetError, match="declares 47040784 items .* more than the 47040000") as info:
+        load_mnist(data_dir=tmp_path, download=False, checksums=sums)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert str(d / FILES["train_img"]) in str(info.value)
+    assert peak < 5 << 20
+
+
+def test_gzip_members_and_padding_match_gzip_module(tmp_path):
+    raw = idx_bytes(0x0B, (2, 3), np.arange(6, dtype=">i2").tobytes())
+    two_members = gzip.compress(raw[:7]) + gzip.compress(raw[7:]) + bytes(5)
+    assert gzip.decompress(two_members) == raw  # the reference accepts it
+    path = tmp_path / "m-idx2-short.gz"
+    path.write_bytes(two_members)
+    np.testing.assert_array_equal(read_idx(path), np.arange(6).reshape(2, 3))
+    path.write_bytes(two_members + b"garbage")
+    with pytest.raises(DatasetError, match="corrupt or truncated gzip") as info:
+        read_idx(path)
+    assert str(path) in str(info.value)
+
+
+def test_unreadable_path_is_a_dataset_error(tmp_path):
+    with pytest.raises(DatasetError, match="cannot read") as info:
+        read_idx(tmp_path)  # a directory
+    assert str(tmp_path) in str(info.value)
+    with pytest.raises(FileNotFoundError):
+        read_idx(tmp_path / "missing")
+
+
+# ---------------------------------------------------------------------------
+# bounded downloads, stale temp files, errors naming the user's path
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "mode, size, match",
+    [
+        ("endless", 50_000, "more than the 50000 bytes expected; cut off"),
+        ("endless", None, "more than the 200000 bytes expected; cut off"),
+        ("biglen", 50_000, "announces 1000000000000 bytes, more than the 50000 expected"),
+    ],
+)
+def test_download_stops_at_known_size(tmp_path, server, checksums, monkeypatch, mode, size, match):
+    monkeypatch.setattr(bd._download, "DOWNLOAD_MAX_BYTES", 200_000)
+    name = FILES["train_img"]
+    d = tmp_path / "mnist"
+    t0 = time.monotonic()
+    with pytest.raises(DownloadError, match=match) as info:
+        bd.download_file(name, d, [f"{server.base}/{mode}/"], checksums[name], timeout=5, size=size)
+    assert time.monotonic() - t0 < 4
+    assert isinstance(info.value, DatasetError)
+    assert leftovers(d) == []
+    assert ".part" not in str(info.value)
+
+
+def test_load_mnist_uses_official_size_as_cap(tmp_path, server, checksums, mnist_files, monkeypatch):
+    for name, digest in checksums.items():
+        monkeypatch.setitem(bd.MNIST_SHA256, name, digest)
+        monkeypatch.setitem(bd.MNIST_SIZES, name, len(mnist_files[name][1]))
+    with pytest.raises(DownloadError, match="cut off"):
+        load_mnist(data_dir=tmp_path, mirrors=[server.base + "/endless/"], timeout=5)
+    assert leftovers(tmp_path / "mnist") == []
+    (x, _), _ = load_mnist(data_dir=tmp_path, mirrors=[server.base + "/good/"], timeout=5)
+    assert x.shape == (N_TRAIN, 784)
+
+
+def _dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_stale_temp_files_of_dead_processes_are_removed(tmp_path, server, checksums):
+    name = FILES["test_label"]
+    d = tmp_path / "mnist"
+    d.mkdir()
+    dead = d / f".{name}.{_dead_pid()}.abc123.part"
+    alive = d / f".{name}.{os.getpid()}.xyz789.part"  # a download running now
+    unnamed_old = d / f".{name}.nopid.part"
+    unnamed_new = d / f".{name}.nopid2.part"
+    other = d / f".{FILES['test_img']}.{_dead_pid()}.q.part"  # another file's: not touched
+    for p in (dead, alive, unnamed_old, unnamed_new, other):
+        p.write_bytes(b"partial")
+    os.utime(unnamed_old, (time.time() - 2 * 86400,) * 2)
+    bd.download_file(name, d, [server.base + "/good/"], checksums[name], timeout=5)
+    assert leftovers(d) == sorted([name, alive.name, unnamed_new.name, other.name])
+
+
+def test_kill_9_during_download_leaves_nothing_on_next_run(tmp_path, server, checksums):
+    name = FILES["train_img"]
+    d = tmp_path / "mnist"
+    code = (
+        "import sys\nfrom bp_xp.data import download_file\n"
+        "download_file(sys.argv[1], sys.argv[2], [sys.argv[3]], sys.argv[4], timeout=30)\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, name, str(d), f"{server.base}/stall/", checksums[name]]
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not any(p.endswith(".part") for p in leftovers(d)):
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    stray = leftovers(d)
+    assert len(stray) == 1 and stray[0].startswith(f".{name}.{proc.pid}.")  # what kill -9 leaves
+    bd.download_file(name, d, [server.base + "/good/"], checksums[name], timeout=5)
+    assert leftovers(d) == [name]
+
+
+def test_local_write_errors_name_the_users_path(tmp_path, server, checksums, monkeypatch):
+    name = FILES["test_label"]
+    d = tmp_path / "mnist"
+
+    def refuse(src, dst):
+        raise PermissionError(13, "Permission denied", str(src), None, str(dst))
+
+    monkeypatch.setattr(bd._download.os, "replace", refuse)
+    with pytest.raises(DatasetError, match="cannot write") as info:
+        bd.download_file(name, d, [server.base + "/good/"], checksums[name], timeout=5)
+    assert str(d / name) in str(info.value) and ".part" not in str(info.value)
+    assert leftovers(d) == []
+    assert sum(h.startswith("/good/") for h in server.hits) == 1  # not retried per mirror
+
+
+# ---------------------------------------------------------------------------
+# one_hot refuses what it cannot encode (issue 10)
+# ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "labels, match",
+    [
+        (np.array([0, -1, 2]), "label -1 at index 1 is out of range 0..2"),
+        (np.array([0, 3]), "label 3 at index 1 is out of range 0..2"),
+        (np.array([255], np.uint8), "label 255 at index 0 is out of range 0..2"),
+        (np.array([0.0, 1.7]), "label 1.7 at index 1 is not an integer"),
+        (np.array([0.0, np.nan]), "label nan at index 1 is not an integer"),
+        (np.array([0.0, 2.0]), "integer dtype, got float64"),
+        (np.array([True, False]), "integer dtype, got bool"),
+        (np.zeros((2, 1), np.int64), r"1-D of shape \(N,\), got shape \(2, 1\)"),
+        (np.int64(1), r"got shape \(\)"),
+    ],
+    ids=["neg", "high", "uint8-255", "frac", "nan", "whole-float", "bool", "2d", "0d"],
+)
+def test_one_hot_refuses_bad_labels(labels, match):
+    before = np.array(labels, copy=True)
+    with pytest.raises(DatasetError, match=match):
+        bd.one_hot(labels, 3)
+    np.testing.assert_array_equal(labels, before)
+
+
+@pytest.mark.parametrize("k", [0, -2, 2.0, True])
+def test_one_hot_refuses_bad_num_classes(k):
+    with pytest.raises(DatasetError, match="num_classes"):
+        bd.one_hot(np.array([0]), k)
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int32, np.int64, np.uint64])
+def test_one_hot_matches_identity_rows(dtype):
+    labels = np.array([2, 0, 1, 2], dtype=dtype)
+    ro = labels.copy()
+    ro.setflags(write=False)
+    np.testing.assert_array_equal(bd.one_hot(ro, 3), np.eye(3, dtype=np.float32)[[2, 0, 1, 2]])
+    assert bd.one_hot(labels[:0], 3).shape == (0, 3)
+
+
+# ---------------------------------------------------------------------------
+# validate_dataset: after the dtype cast, range warning, label messages (issue 10)
+# ---------------------------------------------------------------------------
+def _torch_float32():
+    torch = pytest.importorskip("torch")
+    return torch.float32
+
+
+@pytest.mark.parametrize(
+    "dtype", ["float32", np.float32, "torch", "strict"], ids=["str", "np", "torch", "strict"]
+)
+def test_validate_checks_after_cast(dtype):
+    if dtype == "torch":
+        dtype = _torch_float32()
+    elif dtype == "strict":
+        dtype = pytest.importorskip("array_api_strict").float32
+    x = np.zeros((3, 4))
+    x[2, 1] = 1e300  # finite in float64, inf in float32
+    x[0, 0] = 3e38  # still fits float32
+    validate_dataset(x, T, 3, max_abs=None)  # fine before the cast
+    with pytest.raises(DatasetError, match=r"1 inf value\(s\) after conversion from float64 to float32.*row 2"):
+        validate_dataset(x, T, 3, dtype=dtype, max_abs=None)
+    assert x[2, 1] == 1e300  # not modified
+
+
+def test_validate_cast_checks_one_hot_rows():
+    t = np.eye(3)
+    t[1] = [1e300, -1e300, 1.0]  # not a valid row anyway; after the cast it holds inf
+    with pytest.raises(DatasetError, match="row 1 contains NaN or inf"):
+        validate_dataset(X, t, 3, dtype=np.float32)
+
+
+def test_validate_checks_in_blocks_without_full_copy():
+    x = np.zeros((4096, 1024))  # 32 MiB float64 checked for float32
+    x[4000, 3] = 1e39
+    tracemalloc.start()
+    with pytest.raises(DatasetError, match="row 4000"):
+        validate_dataset(x, np.zeros(4096, np.int64), 10, dtype=np.float32)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 12 << 20  # a full float32 copy alone would be 16 MiB
+
+
+def test_validate_warns_on_raw_pixels():
+    raw = np.random.default_rng(0).integers(0, 256, (5, 784), dtype=np.uint8)
+    raw[0, 0] = 255
+    t = np.arange(5) % 3
+    with pytest.warns(bd.DataRangeWarning, match=r"magnitude 255.*raw 0..255 pixels.*x / 255"):
+        validate_dataset(raw, t, 3, dtype=np.float32)
+    with pytest.warns(bd.DataRangeWarning):
+        validate_dataset(raw.astype(np.float32), t, 3)
+    with pytest.warns(bd.DataRangeWarning, match="magnitude 500"):
+        validate_dataset(-5 * raw.astype(np.float32) / 2.55, t, 3, max_abs=400)
+    # scaled pixels, standardised data and an explicit opt-out pass silently
+    validate_dataset(raw / np.float32(255), t, 3, dtype=np.float32)
+    validate_dataset((raw - 127.5) / 40.0, t, 3)
+    validate_dataset(raw, t, 3, max_abs=None)
+    assert issubclass(bd.DataRangeWarning, UserWarning)
+
+
+def test_validate_names_all_bad_labels():
+    t = np.array([0, 10, 3, -1, 10, 255, 9])
+    with pytest.raises(DatasetError) as info:
+        validate_dataset(np.zeros((7, 2)), t, 10)
+    msg = str(info.value)
+    assert "label 10 at index 1 is out of range 0..9 (num_classes=10)" in msg
+    assert "3 label(s) out of range" not in msg and "4 label(s) out of range" in msg
+    assert "values [-1, 10, 255]" in msg
+
+
+def test_validate_refuses_label_dtype_too_narrow():
+    t = np.arange(300).astype(np.uint8)  # 256.. wrapped to 0..43
+    with pytest.raises(DatasetError, match="uint8 hold at most 255 but num_classes=300"):
+        validate_dataset(np.zeros((300, 2)), t, 300)
+    validate_dataset(np.zeros((300, 2)), np.arange(300), 300)
+
+
+def test_validate_bad_dtype_argument():
+    with pytest.raises(TypeError, match="cannot interpret"):
+        validate_dataset(X, T, 3, dtype="not-a-dtype")
+    assert bd.host_dtype(_torch_float32()) == np.float32

@@ -9,7 +9,7 @@ narrower type.
 
 from __future__ import annotations
 
-__all__ = ["DatasetError", "ChecksumError", "DownloadError"]
+__all__ = ["DatasetError", "ChecksumError", "DownloadError", "DataRangeWarning"]
 
 
 class DatasetError(ValueError):
@@ -72,7 +72,24 @@ class DownloadError(DatasetError):
         self.offline = offline
 
 
+class DataRangeWarning(UserWarning):
+    """Dataset values lie far outside the range a network expects.
+
+    Raised (as a warning) by :func:`bp_xp.data.validate_dataset`, and so by the
+    Trainer, e.g. for raw 0..255 pixels where 0..1 is meant: training would
+    run but learn little.  Silence it deliberately with
+    ``warnings.filterwarnings("ignore", category=DataRangeWarning)`` or
+    ``validate_dataset(..., max_abs=None)``.
+
+    Examples
+    --------
+    >>> from bp_xp.data import DataRangeWarning
+    >>> issubclass(DataRangeWarning, UserWarning)
+    True
+    """
+
+
 # Show the public location in tracebacks and reprs.
-for _cls in (DatasetError, ChecksumError, DownloadError):
+for _cls in (DatasetError, ChecksumError, DownloadError, DataRangeWarning):
     _cls.__module__ = "bp_xp.data"
 del _cls

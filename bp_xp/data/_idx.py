@@ -277,7 +277,9 @@ class _Inflater:
             except zlib.error as exc:
                 raise self._fail(exc) from exc
             at_end = not self._pending
-            self._pending = self._z.unconsumed_tail
+            # At the end of a member the rest is in unused_data (zlib may also
+            # leave a copy of it in unconsumed_tail when max_length was hit).
+            self._pending = b"" if self._z.eof else self._z.unconsumed_tail
             if block:
                 parts.append(block)
                 want -= len(block)
