@@ -166,6 +166,9 @@ def test_bad_idx_files_raise_dataset_error(tmp_path, content, match):
 def test_hostile_header_does_not_allocate(tmp_path):
     p = tmp_path / "huge"
     p.write_bytes(idx_bytes(0x0E, (2**32 - 1,) * 4, b""))
+    with pytest.raises(DatasetError, match="too large for any array"):
+        read_idx(p)
+    p.write_bytes(idx_bytes(0x0E, (2**16, 2**16), b""))  # representable, but not in the file
     with pytest.raises(DatasetError, match="truncated"):
         read_idx(p)
 
@@ -667,6 +670,7 @@ CRAFTED = {
     "gzip-bomb-truncated": (
         _bomb(idx_bytes(0x08, (2**31,), b""), 1)[:-8], "more than a .*-byte gzip file can hold"
     ),
+    "plain-empty-huge-shape": (idx_bytes(0x08, (0, 2**32 - 1, 2**31 + 1), b""), "too large for any array"),
     "plain-sparse-200MiB": (lambda p: _sparse(p, idx_bytes(0x08, (3,), b"abc"), 200 << 20), "trailing"),
 }
 

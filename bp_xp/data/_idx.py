@@ -134,8 +134,16 @@ def _parse_dims(dtype: np.dtype, ndim: int, raw: bytes, source: str, got: int) -
         )
     dims = struct.unpack(f">{ndim}I", raw[: 4 * ndim])
     count = 1
+    nonzero = 1
     for d in dims:
         count *= d  # Python int: no overflow on hostile headers
+        nonzero *= max(d, 1)
+    if nonzero * dtype.itemsize > np.iinfo(np.intp).max:
+        # Even an empty array (a 0 among the dims) of this shape cannot exist.
+        raise DatasetError(
+            f"{source}: IDX header declares shape {dims}, too large for any array "
+            "on this machine (corrupt or crafted file?)"
+        )
     return _Header(dtype, dims, header_len, count, count * dtype.itemsize)
 
 
