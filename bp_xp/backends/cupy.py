@@ -1,0 +1,98 @@
+"""CuPy: NVIDIA GPUs (``"cupy"``, ``"cupy:1"``); available only where a CUDA device runs a kernel.
+
+Its Array API namespace is ``array_api_compat.cupy``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+from ._errors import BackendUnavailableError
+from ._util import require, split_index
+
+NAME = "cupy"
+ALIASES: tuple[str, ...] = ()
+MODULE = "cupy"
+NAMESPACE = "array_api_compat.cupy"
+EXTRA = "cupy"
+#: Probing CUDA in an error message would be slow: the "installed here" hint skips CuPy.
+PROBE_IN_HINTS = False
+
+is_array = array_api_compat.is_cupy_array
+is_namespace = array_api_compat.is_cupy_namespace
+
+
+def _device_count(cupy: ModuleType) -> int:
+    try:
+        count = cupy.cuda.runtime.getDeviceCount()
+        if count:
+            cupy.arange(3).sum()  # a CUDA driver can answer the count and still fail to run
+        return int(count)
+    except Exception:  # CUDA raises many unrelated types when no driver is present
+        return 0
+
+
+def parse_device(device: Any) -> Any:
+    """A ``cupy.cuda.Device`` that exists here, from ``None`` (the current one), an index or a device."""
+    cupy = require("cupy", NAME, EXTRA)
+    count = _device_count(cupy)
+    if count == 0:
+        from . import installed_hint
+
+        raise BackendUnavailableError(
+            "backend 'cupy' is installed but no working CUDA device was found. " + installed_hint()
+        )
+    if isinstance(device, cupy.cuda.Device):
+        index = device.id
+    elif device is None:
+        index = cupy.cuda.runtime.getDevice()
+    else:
+        kind, index = split_index(str(device))
+        if kind not in ("", "cuda", "gpu") or index is None:
+            raise BackendUnavailableError(
+                f"cannot read CuPy device {device!r}; expected an index such as 'cupy:0'"
+            )
+    if not 0 <= index < count:
+        raise BackendUnavailableError(
+            f"CuPy device {index} does not exist; this machine has {count} CUDA device(s) 0..{count - 1}"
+        )
+    return cupy.cuda.Device(index)
+
+
+def format_device(device: Any) -> str:
+    """``cupy.cuda.Device(1)`` -> ``"1"``."""
+    return str(device.id)
+
+
+def devices() -> list[Any]:
+    """Every CUDA device that runs a kernel (none where CUDA does not work)."""
+    cupy = require("cupy", NAME, EXTRA)
+    return [cupy.cuda.Device(i) for i in range(_device_count(cupy))]
+
+
+def dtypes(xp: Any, device: Any) -> dict[str, Any]:
+    """Every dtype CuPy has (the same on every CUDA device)."""
+    return dict(xp.__array_namespace_info__().dtypes())
+
+
+def from_host(host: np.ndarray, device: Any, chunks: Any) -> Any:
+    """A new array on ``device`` (a host-to-device copy)."""
+    import cupy
+
+    with device:
+        return cupy.asarray(host)
+
+
+def to_host(x: Any) -> np.ndarray:
+    """A NumPy copy (device to host)."""
+    return x.get()
+
+
+def synchronize(device: Any, arrays: Sequence[Any]) -> None:
+    """Wait until every stream of ``device`` has finished its queued kernels."""
+    device.synchronize()

@@ -1,0 +1,105 @@
+"""JAX: CPU, GPU and TPU devices (``"jax:cpu"``, ``"jax:gpu:1"``).
+
+Its namespace is ``jax.numpy`` (Array API conforming since JAX 0.4.32). 64-bit dtypes
+exist only after ``jax.config.update("jax_enable_x64", True)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+from ._errors import BackendUnavailableError
+from ._util import require, split_index
+
+NAME = "jax"
+ALIASES: tuple[str, ...] = ()
+MODULE = "jax"
+NAMESPACE = "jax.numpy"
+EXTRA = "jax"
+
+is_array = array_api_compat.is_jax_array
+is_namespace = array_api_compat.is_jax_namespace
+
+_X64 = ("float64", "int64", "uint64", "complex128")
+
+
+def parse_device(device: Any) -> Any:
+    """A JAX device of this process from ``None`` (the default), ``"cpu"``, ``"gpu:1"`` or a device."""
+    jax = require("jax", NAME, EXTRA)
+    if device is None:
+        return jax.devices()[0]
+    if not isinstance(device, str):
+        if device in jax.devices() or device in jax.devices("cpu"):
+            return device
+        raise BackendUnavailableError(f"{device!r} is not a JAX device of this process")
+    platform, index = split_index(device)
+    platform = {"": "gpu", "cuda": "gpu"}.get(platform, platform)
+    try:
+        found = jax.devices(platform)
+    except RuntimeError as exc:
+        from . import installed_hint
+
+        raise BackendUnavailableError(
+            f"JAX has no {platform!r} devices here ({exc}). {installed_hint()}"
+        ) from exc
+    index = 0 if index is None else index
+    if index >= len(found):
+        raise BackendUnavailableError(
+            f"JAX device {device!r} does not exist; {platform!r} has {len(found)} device(s)"
+        )
+    return found[index]
+
+
+def format_device(device: Any) -> str:
+    """A JAX device -> ``"cpu:0"``, ``"gpu:1"``."""
+    return f"{device.platform}:{device.id}"
+
+
+def devices() -> list[Any]:
+    """The devices of JAX's default platform."""
+    return list(require("jax", NAME, EXTRA).devices())
+
+
+def dtypes(xp: Any, device: Any) -> dict[str, Any]:
+    """The dtypes of ``device``, without the 64-bit ones unless ``jax_enable_x64`` is on."""
+    import jax
+
+    found = dict(xp.__array_namespace_info__().dtypes(device=device))
+    if not jax.config.jax_enable_x64:
+        for name in _X64:
+            found.pop(name, None)
+    return found
+
+
+def missing_dtype_hint(name: str) -> str:
+    """What to do when ``name`` is not among :func:`dtypes`."""
+    if name in _X64:
+        return " Enable it with jax.config.update('jax_enable_x64', True) before creating arrays."
+    return ""
+
+
+def from_host(host: np.ndarray, device: Any, chunks: Any) -> Any:
+    """A new array on ``device``."""
+    import jax.numpy as jnp
+
+    return jnp.asarray(host, device=device, copy=True)
+
+
+def to_host(x: Any) -> np.ndarray:
+    """A writeable NumPy copy (``np.asarray`` alone may be a read-only view of a CPU buffer)."""
+    return np.array(x, copy=True)
+
+
+def synchronize(device: Any, arrays: Sequence[Any]) -> None:
+    """Wait for ``arrays`` (or, with none given, for the work queued on ``device``)."""
+    import jax
+    import jax.numpy as jnp
+
+    if arrays:
+        jax.block_until_ready(arrays)
+    else:  # a device runs its work in order: when a new kernel is done, all earlier ones are
+        (jnp.zeros((), device=device) + 1).block_until_ready()

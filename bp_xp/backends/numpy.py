@@ -1,0 +1,97 @@
+"""NumPy: the host backend, always installed, one device (``"cpu"``).
+
+Its Array API namespace is ``array_api_compat.numpy``. It also holds the bitwise fast
+path of :func:`bp_xp.backends.zero_where` for NumPy arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+from ._errors import BackendUnavailableError
+
+NAME = "numpy"
+ALIASES = ("np",)
+MODULE = "numpy"
+NAMESPACE = "array_api_compat.numpy"
+EXTRA = "numpy"  # a dependency of bp_xp itself: never missing
+#: Every array of this type sits on the one host device: namespace_of skips the device check.
+SINGLE_DEVICE = True
+
+is_array = array_api_compat.is_numpy_array
+is_namespace = array_api_compat.is_numpy_namespace
+
+
+def parse_device(device: Any) -> str:
+    """``None`` or ``"cpu"``: NumPy has no other device.
+
+    Examples
+    --------
+    >>> parse_device(None)
+    'cpu'
+    """
+    if device in (None, "cpu"):
+        return "cpu"
+    raise BackendUnavailableError(f"backend 'numpy' has only the device 'cpu', not {device!r}")
+
+
+def format_device(device: Any) -> str | None:
+    """No device part in the string form: ``"numpy"`` says it all."""
+    return None
+
+
+def devices() -> list[Any]:
+    """The one device."""
+    return ["cpu"]
+
+
+def dtypes(xp: Any, device: Any) -> dict[str, Any]:
+    """Every dtype NumPy has in the Array API."""
+    return dict(xp.__array_namespace_info__().dtypes())
+
+
+def from_host(host: np.ndarray, device: Any, chunks: Any) -> np.ndarray:
+    """A new array: never a view of ``host``."""
+    return np.array(host, copy=True)
+
+
+def to_host(x: np.ndarray) -> np.ndarray:
+    """A copy: writing into it never changes ``x``."""
+    return np.array(x, copy=True)
+
+
+def synchronize(device: Any, arrays: Sequence[Any]) -> None:
+    """NumPy computes eagerly on the host: nothing to wait for."""
+
+
+# Unsigned integers of each float width, for the bitwise fast path of zero_where.
+_UINT_OF_FLOAT = {np.dtype(np.float32): np.dtype(np.uint32), np.dtype(np.float64): np.dtype(np.uint64)}
+
+
+def zero_where(mask: np.ndarray, x: np.ndarray) -> np.ndarray | None:
+    """``where(mask, 0, x)`` by bit operations for float32/float64, or ``None`` where it does not apply.
+
+    NumPy's ``where`` branches per element and is slow on a random mask; ANDing ``x``'s
+    bits with an all-zeros/all-ones integer per element is not, and gives the same bits
+    (``+0.0`` where masked; NaN, infinities and ``-0.0`` kept elsewhere). The caller has
+    checked that ``mask`` is an ndarray of ``x``'s shape.
+
+    Examples
+    --------
+    >>> x = np.array([1.5, -2.0, np.inf, np.nan])
+    >>> zero_where(x < 0, x)
+    array([1.5, 0. , inf, nan])
+    >>> zero_where(x < 0, x.astype(np.float16)) is None  # no bitwise path: where() does it
+    True
+    """
+    uint = _UINT_OF_FLOAT.get(x.dtype)
+    if uint is None or mask.dtype != np.bool_:
+        return None
+    bits = mask.astype(uint)  # 1 where masked
+    bits -= 1  # 0 where masked, all ones elsewhere
+    bits &= x.view(uint)
+    return bits.view(x.dtype)
