@@ -56,6 +56,12 @@ class _FullyConnected(Sequential):
         super()._restore_extra(extra)
         if not isinstance(sizes, list) or not all(isinstance(s, int) for s in sizes):
             raise ValueError(f"{type(self).__name__} needs its layer sizes, got {sizes!r}")
+        weights = [layer.params["W"] for layer in self.layers.values() if "W" in layer.params]
+        expected = list(zip(sizes[:-1], sizes[1:]))
+        shapes = [tuple(W.shape) for W in weights]
+        if shapes != expected:
+            raise ValueError(f"{type(self).__name__}{tuple(sizes)} has weights of shapes "
+                             f"{expected}, got {shapes}")
         self._sizes = tuple(sizes)
 
     def __repr__(self) -> str:

@@ -1,0 +1,256 @@
+"""Checkpoints as an adversary writes them: bounded reads, only CheckpointError, nothing lost.
+
+Every crafted file here is small; the library must refuse it by its declared sizes,
+before allocating or inflating what it claims, and with :class:`CheckpointError` alone.
+"""
+
+import io
+import json
+import os
+import signal
+import struct
+import subprocess
+import sys
+import textwrap
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import bp_xp
+from bp_xp import MultiLayerNet, TwoLayerNet
+from bp_xp.checkpoint import CheckpointError, load, read_metadata, save
+from bp_xp.optim import Adam, Momentum
+
+DATA = Path(__file__).parent / "data"
+ROOT = str(Path(bp_xp.__file__).resolve().parent.parent)
+
+
+def _npy_bytes(array):
+    buffer = io.BytesIO()
+    np.lib.format.write_array(buffer, array, allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _metadata_member(document):
+    return _npy_bytes(np.frombuffer(json.dumps(document).encode(), dtype=np.uint8))
+
+
+def _zip(path, members, compression=zipfile.ZIP_STORED):
+    with zipfile.ZipFile(path, "w", compression=compression) as archive:
+        for name, data in members.items():
+            archive.writestr(name, data)
+    return path
+
+
+@pytest.fixture
+def good(tmp_path):
+    net = TwoLayerNet(4, 3, 2, seed=0)
+    optimizer = Adam()
+    optimizer.update(net.params, {k: np.ones_like(v) for k, v in net.params.items()})
+    path = tmp_path / "good.npz"
+    save(path, net, optimizer)
+    return path
+
+
+def _members(path):
+    with zipfile.ZipFile(path) as archive:
+        return {info.filename: archive.read(info) for info in archive.infolist()}
+
+
+def _peak_rss_of(code, limit_bytes=1 << 30):
+    """Run ``code`` in a fresh interpreter under an address-space limit; return its output."""
+    prelude = textwrap.dedent(f"""
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, ({limit_bytes}, {limit_bytes}))
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
+
+
+# --------------------------------------------------------------------------------------
+# Bounded reads
+# --------------------------------------------------------------------------------------
+
+
+def test_a_member_that_claims_two_to_the_forty_floats_is_refused_before_reading(good, tmp_path):
+    members = _members(good)
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": (2**40,)})
+    members["layer/0/params/W.npy"] = header.getvalue() + b"\0" * 64
+    bad = _zip(tmp_path / "huge.npz", members)
+    done = _peak_rss_of(f"""
+        from bp_xp.checkpoint import load, CheckpointError
+        try:
+            load({str(bad)!r})
+        except CheckpointError as exc:
+            print("refused:", exc)
+    """, limit_bytes=1 << 30)  # 1 GiB of address space: a 4 TiB allocation cannot happen
+    assert done.returncode == 0, done.stderr
+    assert "refused:" in done.stdout and "declares shape (1099511627776,)" in done.stdout
+
+
+def test_a_compressed_member_is_refused_without_inflating_it(good, tmp_path):
+    members = _members(good)
+    members["layer/0/params/W.npy"] = _npy_bytes(np.zeros(16 << 20, np.float32))  # 64 MiB of zeros
+    bomb = _zip(tmp_path / "bomb.npz", members, compression=zipfile.ZIP_DEFLATED)
+    assert bomb.stat().st_size < 200_000
+    done = _peak_rss_of(f"""
+        import resource
+        from bp_xp.checkpoint import load, CheckpointError
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        try:
+            load({str(bomb)!r})
+        except CheckpointError as exc:
+            print("refused:", exc)
+        print("grew_kib", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+    """)
+    assert done.returncode == 0, done.stderr
+    assert "is compressed" in done.stdout
+    grew = int(done.stdout.split("grew_kib")[1])
+    assert grew < 16 * 1024  # far below the 64 MiB the member would inflate to
+
+
+def test_v1_sizes_that_do_not_match_the_arrays_allocate_nothing(tmp_path):
+    legacy = DATA / "v0.1-multilayer-momentum.npz"
+    members = _members(legacy)
+    document = json.loads(np.lib.format.read_array(io.BytesIO(members["metadata.json.npy"])).tobytes())
+    document["architecture"].update({"class": "TwoLayerNet", "sizes": [30000, 30000, 2]})
+    members["metadata.json.npy"] = _metadata_member(document)
+    bad = _zip(tmp_path / "sizes.npz", members)
+    done = _peak_rss_of(f"""
+        from bp_xp.checkpoint import load, CheckpointError
+        try:
+            load({str(bad)!r})
+        except CheckpointError as exc:
+            print("refused:", exc)
+    """, limit_bytes=1 << 30)  # building 30000 x 30000 float32 weights would need 3.6 GB
+    assert done.returncode == 0, done.stderr
+    assert "refused:" in done.stdout and "30000" in done.stdout
+
+
+def test_members_claiming_more_bytes_than_the_file_has_are_refused(good, tmp_path):
+    data = bytearray(good.read_bytes())
+    with zipfile.ZipFile(good) as archive:
+        info = archive.getinfo("layer/0/params/W.npy")
+    # Patch both sizes in the member's central directory entry (offsets 20/24 from its
+    # signature): it now claims 2 GiB in a file of a few KB.
+    patched = 0
+    for start in (i for i in range(len(data)) if data.startswith(b"PK\x01\x02", i)):
+        name_length = struct.unpack_from("<H", data, start + 28)[0]
+        if data[start + 46:start + 46 + name_length] == info.filename.encode():
+            struct.pack_into("<II", data, start + 20, 1 << 31, 1 << 31)
+            patched += 1
+    assert patched == 1
+    bad = tmp_path / "claims.npz"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="claims.npz: "):
+        load(bad)
+
+
+def test_deeply_nested_json_is_a_checkpoint_error(good, tmp_path):
+    members = _members(good)
+    members["metadata.json.npy"] = _npy_bytes(np.frombuffer(b"[" * 100_000 + b"]" * 100_000,
+                                                            dtype=np.uint8))
+    bad = _zip(tmp_path / "deep.npz", members)
+    with pytest.raises(CheckpointError, match="deep.npz: 'metadata.json' is not valid JSON"):
+        load(bad)
+
+
+def test_a_text_file_gets_no_advice_to_unpickle(tmp_path):
+    text = tmp_path / "notes.npz"
+    text.write_text("these are my notes, not weights\n" * 20)
+    with pytest.raises(CheckpointError) as caught:
+        load(text)
+    assert "pickle" not in str(caught.value).lower()
+    assert str(text) in str(caught.value)
+
+
+CORRUPTIONS = st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 255)),
+                       min_size=1, max_size=6)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(flips=CORRUPTIONS, cut=st.one_of(st.none(), st.integers(min_value=0)))
+def test_fuzzed_checkpoints_raise_only_checkpoint_error(good, tmp_path, flips, cut):
+    data = bytearray(good.read_bytes())
+    for position, value in flips:
+        data[position % len(data)] = value
+    if cut is not None:
+        del data[cut % len(data):]
+    path = tmp_path / "fuzzed.npz"
+    path.write_bytes(bytes(data))
+    for read in (read_metadata, load):
+        try:
+            read(path)
+        except CheckpointError as exc:
+            assert str(path) in str(exc)
+
+
+# --------------------------------------------------------------------------------------
+# Old files, new layers
+# --------------------------------------------------------------------------------------
+
+
+def test_a_bp_xp_0_1_checkpoint_still_loads_with_its_optimizer():
+    net, optimizer = load(DATA / "v0.1-multilayer-momentum.npz")
+    assert isinstance(net, MultiLayerNet) and repr(net) == (
+        "MultiLayerNet(4-5-3, backend=numpy, dtype=float64)")
+    assert net.weight_decay_lambda == 0.01 and list(net.layers) == ["Affine1", "Sigmoid1", "Affine2"]
+    assert isinstance(optimizer, Momentum) and optimizer.step_count == 1
+    x = np.linspace(-1, 1, 8).reshape(2, 4)
+    # predictions saved by bp_xp 0.1's own code when it wrote the file
+    expected = np.load(DATA / "v0.1-multilayer-momentum-predict.npy")
+    np.testing.assert_array_equal(net.predict(x), expected)
+    assert read_metadata(DATA / "v0.1-multilayer-momentum.npz")["user"] == {"epoch": 1}
+
+
+# --------------------------------------------------------------------------------------
+# Nothing lost, nothing replaced that is not ours
+# --------------------------------------------------------------------------------------
+
+
+def test_save_refuses_a_fifo_and_a_directory(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    net = TwoLayerNet(4, 3, 2, seed=0)
+    with pytest.raises(OSError, match="not a regular file") as caught:
+        save(fifo, net)
+    assert str(fifo) in str(caught.value)
+    assert fifo.is_fifo()
+    with pytest.raises(IsADirectoryError):
+        save(tmp_path, net)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
+
+
+def test_an_unwritable_directory_error_names_the_users_path(tmp_path):
+    target = tmp_path / "missing-dir" / "net.npz"
+    with pytest.raises(FileNotFoundError) as caught:
+        save(target, TwoLayerNet(4, 3, 2, seed=0))
+    assert str(target) in str(caught.value) and ".tmp" not in str(caught.value)
+
+
+def test_a_save_killed_with_sigkill_leaves_no_stray_file_after_the_next_save(tmp_path):
+    target = tmp_path / "net.npz"
+    code = textwrap.dedent(f"""
+        import os, signal, numpy as np, bp_xp
+        from bp_xp import checkpoint
+        def die(file, **arrays):
+            file.write(b"half a checkpoint")
+            file.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+        np.savez = die
+        checkpoint.save({str(target)!r}, bp_xp.TwoLayerNet(4, 3, 2, seed=0))
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, "-c", code], env=env, timeout=120, check=False)
+    assert done.returncode == -signal.SIGKILL
+    leftovers = [p.name for p in tmp_path.iterdir()]
+    assert len(leftovers) == 1 and leftovers[0].startswith(".net.npz.")  # the killed write's
+    save(target, TwoLayerNet(4, 3, 2, seed=0))
+    assert [p.name for p in tmp_path.iterdir()] == ["net.npz"]
