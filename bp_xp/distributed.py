@@ -127,9 +127,9 @@ def train_step(net: Any, optimizer: Any, x: Array, t: Array) -> Array:
     until you call ``float(loss)`` or ``dask.compute(loss)``, so log it only every few
     steps (computing it then re-runs that step's forward pass).
     """
-    grads = net.gradient(x, t)
-    loss = net.last_layer.loss
-    optimizer.update(net.params, grads)
+    from .train import train_step as step
+
+    loss = step(net, optimizer, x, t)
     materialize(net, optimizer)
     return loss
 

@@ -25,10 +25,10 @@ import numpy as np  # host-side only: dataset checks and the seeded minibatch or
 
 from ._backend import Backend, BackendUnavailableError, to_numpy
 from .data import validate_dataset
-from .layers import Affine
 from .optim import get_optimizer
+from .sequential import Sequential
 
-__all__ = ["Trainer", "plot", "seconds_per_epoch"]
+__all__ = ["NonFiniteLossError", "Trainer", "plot", "seconds_per_epoch", "train_step"]
 
 Array = Any
 History = dict[str, list[Any]]
@@ -37,15 +37,45 @@ History = dict[str, list[Any]]
 _EVAL_CHUNK = 10_000
 
 
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss: the step is named, the run stops.
+
+    Raised by :meth:`Trainer.evaluate`, the one place where step losses reach the host,
+    so detecting it costs no extra device-to-host read.
+    """
+
+
+def train_step(network: Sequential, optimizer: Any, x: Array, t: Array) -> Array:
+    """One minibatch step: gradients, then the optimizer's update. Returns the loss (0-d).
+
+    The step every training path runs (the Trainer, :func:`bp_xp.distributed.train_step`),
+    written once. Nothing is read back from the device.
+
+    Examples
+    --------
+    >>> import numpy as np, bp_xp
+    >>> from bp_xp.optim import SGD
+    >>> from bp_xp.train import train_step
+    >>> net = bp_xp.TwoLayerNet(4, 5, 3, seed=0)
+    >>> loss = train_step(net, SGD(lr=0.1), np.ones((2, 4), np.float32), np.array([0, 2]))
+    >>> loss.shape, loss.dtype
+    ((), dtype('float32'))
+    """
+    loss, grads = network.loss_and_gradient(x, t)
+    optimizer.update(network.params, grads)
+    return loss
+
+
 class Trainer:
     """Train a network with minibatch gradient descent, evaluating once per epoch.
 
     Parameters
     ----------
-    network
-        A bp_xp network (:class:`bp_xp.TwoLayerNet`, :class:`bp_xp.MultiLayerNet`): it
-        provides ``backend``, ``dtype``, ``layers``, ``params``, ``gradient`` and
-        ``accuracy``.
+    network : Sequential
+        A bp_xp network (:class:`bp_xp.Sequential`, :class:`bp_xp.TwoLayerNet`,
+        :class:`bp_xp.MultiLayerNet`, ...); the Trainer uses only its public API
+        (``backend``, ``dtype``, ``params``, ``predict``, ``loss_and_gradient``,
+        ``accuracy``).
     x_train, t_train, x_test, t_test : array-like
         Host NumPy arrays, or arrays of any backend and device. Inputs have shape
         ``(N, features...)``; targets are integer labels ``(N,)`` or one-hot rows
@@ -84,9 +114,14 @@ class Trainer:
     with replacement (``np.random.choice``); a permutation makes an epoch mean what it
     says, and is equally cheap.
 
-    The recorded loss of a step is the cross-entropy of the forward pass its gradient
-    came from (before the update, without a weight-decay term), so it costs no extra
-    forward pass.
+    The recorded loss of a step is the loss of the forward pass its gradient came from
+    (before the update, weight decay included), so it costs no extra forward pass.
+
+    A NaN or infinite loss stops training at the next evaluation with
+    :class:`NonFiniteLossError`, naming the first bad step: continuing would only train
+    NaNs (and save them). A step interrupted by ``KeyboardInterrupt`` either happened or
+    did not: the minibatch pointer moves only after the optimizer's update, which is all
+    or nothing, so resuming after Ctrl-C skips no batch.
 
     Examples
     --------
@@ -136,10 +171,12 @@ class Trainer:
             raise TypeError(f"progress must be None, True or False, got {progress!r}")
         optimizer = _make_optimizer(optimizer, optimizer_params)
 
+        if not isinstance(network, Sequential):
+            raise TypeError(f"Trainer needs a bp_xp network (a bp_xp.Sequential such as "
+                            f"TwoLayerNet), got {type(network).__name__}")
         backend: Backend = network.backend
-        in_features, num_classes = _network_io(network)
-        x_tr, t_tr = _checked_host_data("train", x_train, t_train, in_features, num_classes)
-        x_te, t_te = _checked_host_data("test", x_test, t_test, in_features, num_classes)
+        x_tr, t_tr = _checked_host_data("train", network, x_train, t_train)
+        x_te, t_te = _checked_host_data("test", network, x_test, t_test)
         n_train = x_tr.shape[0]
         if batch_size > n_train:
             raise ValueError(
@@ -198,9 +235,10 @@ class Trainer:
         idx = self._next_batch()
         x = self._xp.take(self.x_train, idx, axis=0)
         t = self._xp.take(self.t_train, idx, axis=0)
-        grads = self.network.gradient(x, t)
-        loss = self.network.last_layer.loss
-        self.optimizer.update(self.network.params, grads)
+        loss = train_step(self.network, self.optimizer, x, t)
+        # Only now is the step done: an interrupt before this line leaves the pointer on
+        # the same batch, so resuming repeats nothing and skips nothing.
+        self._batch_in_epoch += 1
         self._pending_losses.append(loss)
         self.iteration += 1
         return loss
@@ -209,9 +247,7 @@ class Trainer:
         if self._epoch_batches is None or self._batch_in_epoch == self.iters_per_epoch:
             self._epoch_batches = self._draw_epoch()
             self._batch_in_epoch = 0
-        idx = self._epoch_batches[self._batch_in_epoch, ...]
-        self._batch_in_epoch += 1
-        return idx
+        return self._epoch_batches[self._batch_in_epoch, ...]
 
     def _draw_epoch(self) -> Array:
         # One host-to-device copy per epoch: all of its batches as rows of one array.
@@ -237,7 +273,16 @@ class Trainer:
         values = xp.stack([*self._pending_losses, train_acc, test_acc])
         host = to_numpy(values).astype(np.float64)
         losses = [float(v) for v in host[:-2]]
+        first_step = self.iteration - len(losses) + 1
         self._pending_losses = []
+        bad = [i for i, value in enumerate(losses) if not math.isfinite(value)]
+        if bad:
+            raise NonFiniteLossError(
+                f"the loss became {losses[bad[0]]} at step {first_step + bad[0]} (of "
+                f"{self.iteration} so far); the parameters are no longer finite. Lower the "
+                f"learning rate (optimizer {self.optimizer!r}), check the input scale (pixels "
+                "in [0, 1]?) and start again from a checkpoint or a new network"
+            )
         self._settle_lazy_state()
         now = time.perf_counter()
         record = {
@@ -389,34 +434,42 @@ def _format_record(record: Mapping[str, Any]) -> str:
             f"{record['time']:.2f} s")
 
 
-def _network_io(network: Any) -> tuple[int, int]:
-    """(input features, classes) of a network, from its first and last Affine layer."""
-    affines = [layer for layer in getattr(network, "layers", {}).values()
-               if isinstance(layer, Affine)]
-    if not affines or not hasattr(network, "backend"):
-        raise TypeError(
-            "Trainer needs a bp_xp network (TwoLayerNet, MultiLayerNet), "
-            f"got {type(network).__name__}"
-        )
-    return int(affines[0].W.shape[0]), int(affines[-1].W.shape[1])
+def _checked_host_data(part: str, network: Sequential, x: Any,
+                       t: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Host copies of ``x`` (in the network's dtype) and ``t``, checked against the network.
 
-
-def _checked_host_data(part: str, x: Any, t: Any, in_features: int,
-                       num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    Values are validated *after* the cast to the network's dtype (1e300 is finite in
+    float64 and infinite in float32), and the network's own layers say whether a sample
+    fits: one sample is run through ``predict`` (inference mode) to learn the number of
+    classes, which reads only shapes.
+    """
     from .data import DatasetError
 
     x_host, t_host = to_numpy(x), to_numpy(t)
+    if x_host.ndim < 2:
+        raise DatasetError(f"{part} data: x must have at least 2 dimensions (N, features...), "
+                           f"got shape {x_host.shape}")
+    if x_host.shape[0] == 0:
+        raise DatasetError(f"{part} data: x holds no samples (shape {x_host.shape})")
+    if x_host.dtype.kind not in "biuf":
+        raise DatasetError(f"{part} data: x must hold numbers, got dtype {x_host.dtype}")
+    with np.errstate(over="ignore", invalid="ignore"):
+        x_host = x_host.astype(_dtype_name(network.dtype), copy=False)
+    try:
+        scores = network.predict(network.backend.asarray(x_host[:1], dtype=network.dtype))
+    except ValueError as exc:
+        raise DatasetError(f"{part} data: x has shape {x_host.shape}, which does not fit the network: "
+                           f"{exc}") from exc
+    num_classes = int(scores.shape[-1])
     try:
         validate_dataset(x_host, t_host, num_classes)
     except DatasetError as exc:
         raise DatasetError(f"{part} data: {exc}") from exc
-    features = math.prod(x_host.shape[1:])
-    if features != in_features:
-        raise DatasetError(
-            f"{part} data: x has shape {x_host.shape} ({features} features per sample), "
-            f"but the network's input layer expects {in_features}"
-        )
     return x_host, t_host
+
+
+def _dtype_name(dtype: Any) -> str:
+    return str(getattr(dtype, "name", dtype)).rsplit(".", 1)[-1]
 
 
 def _index_dtype(backend: Backend) -> Any:
