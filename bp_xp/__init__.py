@@ -27,6 +27,7 @@ from ._backend import (
     to_device,
     to_numpy,
 )
+from .compile import CompiledStep, compile_step
 from .gradient import gradient_check, numerical_gradient, relative_error
 from .layers import AddLayer, Affine, Layer, LossLayer, MulLayer, Relu, Sigmoid, SoftmaxWithLoss
 from .nets import MultiLayerNet, TwoLayerNet
@@ -48,6 +49,7 @@ __all__ = [
     "BackendError",
     "BackendMismatchError",
     "BackendUnavailableError",
+    "CompiledStep",
     "MulLayer",
     "MultiLayerNet",
     "Params",
@@ -59,6 +61,7 @@ __all__ = [
     "available_backends",
     "backend_info",
     "backend_of",
+    "compile_step",
     "functions",
     "gradient_check",
     "layers",

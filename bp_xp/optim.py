@@ -37,6 +37,7 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any, ClassVar
 
 from ._backend import BackendMismatchError, backend_of, namespace_of, resolve_backend
+from .params import Params
 
 __all__ = [
     "EPSILON",
@@ -150,21 +151,76 @@ class Optimizer:
         Nothing is changed when an error is raised.
         """
         self._check(params, grads)
-        step = self._step + 1
-        updates = {}
-        for key in params:
-            state = {slot: self._state[slot].get(key) for slot in self.slots}
-            param = params[key]
-            if self.slots and state[self.slots[0]] is None:
-                xp = namespace_of(param)
-                state = {slot: xp.zeros_like(param) for slot in self.slots}
-            updates[key] = self._rule(param, grads[key], state, step)
+        current = {key: params[key] for key in params}
+        new_params, new_state = self.functional_update(current, grads, self.initial_state(current),
+                                                       self._step + 1)
         # Commit only once every new array exists, so a failure leaves no half step.
-        for key, (new_param, new_state) in updates.items():
-            params[key] = new_param
+        if isinstance(params, Params):
+            # `_check` has validated every gradient and state array against its parameter and
+            # the rule keeps shape, dtype and device, so the layer's own entry is replaced
+            # directly instead of through Params' per-array checks (a few us per parameter).
+            for key, (owner, name) in params._slots.items():
+                owner.params[name] = new_params[key]
+        else:
+            for key, value in new_params.items():
+                params[key] = value
+        self._state = new_state
+        self._step += 1
+
+    def initial_state(self, params: Mapping[str, Array]) -> dict[str, dict[str, Array]]:
+        """The state :meth:`functional_update` needs for ``params``: this optimizer's own
+        arrays, with zeros (``xp.zeros_like``) for parameters it has not seen yet.
+
+        Nothing is stored: ``update`` keeps the state only once the step succeeded.
+        """
+        state: dict[str, dict[str, Array]] = {slot: dict(self._state[slot]) for slot in self.slots}
+        for key, param in params.items():
             for slot in self.slots:
-                self._state[slot][key] = new_state[slot]
-        self._step = step
+                if key not in state[slot]:
+                    state[slot][key] = namespace_of(param).zeros_like(param)
+        return state
+
+    def functional_update(self, params: Mapping[str, Array], grads: Mapping[str, Array],
+                          state: Mapping[str, Mapping[str, Array]],
+                          step: Any) -> tuple[dict[str, Array], dict[str, dict[str, Array]]]:
+        """One step of the rule as a pure function: nothing is checked, nothing is changed.
+
+        :meth:`update` is this plus validation and bookkeeping; :func:`bp_xp.compile_step`
+        traces it under ``jax.jit``, where the arrays are tracers and ``step`` a traced
+        integer.
+
+        Parameters
+        ----------
+        params, grads : Mapping
+            ``{key: array}`` with the same keys.
+        state : Mapping
+            ``{slot: {key: array}}`` for every slot and key (see :meth:`initial_state`).
+        step : int or 0-d integer array
+            The number of this update: 1 for the first.
+
+        Returns
+        -------
+        (new_params, new_state)
+            Dicts shaped like ``params`` and ``state``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from bp_xp.optim import Momentum
+        >>> opt = Momentum(lr=0.1, momentum=0.5)
+        >>> params = {"W": np.array([1.0])}
+        >>> opt.functional_update(params, {"W": np.array([1.0])}, opt.initial_state(params), 1)
+        ({'W': array([0.9])}, {'v': {'W': array([-0.1])}})
+        """
+        slots = self.slots
+        new_params: dict[str, Array] = {}
+        new_state: dict[str, dict[str, Array]] = {slot: {} for slot in slots}
+        for key, param in params.items():
+            new_params[key], updated = self._rule(
+                param, grads[key], {slot: state[slot][key] for slot in slots}, step)
+            for slot in slots:
+                new_state[slot][key] = updated[slot]
+        return new_params, new_state
 
     def _rule(self, param: Array, grad: Array, state: dict[str, Array],
               step: int) -> tuple[Array, dict[str, Array]]:
@@ -520,7 +576,11 @@ class Adam(Optimizer):
               step: int) -> tuple[Array, dict[str, Array]]:
         xp = namespace_of(param)
         beta1, beta2 = self.beta1, self.beta2
-        lr_t = self.lr * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
+        if isinstance(step, int):
+            lr_t = self.lr * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)
+        else:  # a traced step under jax.jit (bp_xp.compile_step): the same formula, on the device
+            lr_t = xp.astype(self.lr * xp.sqrt(1.0 - beta2**step) / (1.0 - beta1**step),
+                             param.dtype)
         m = state["m"] + (1.0 - beta1) * (grad - state["m"])
         v = state["v"] + (1.0 - beta2) * (grad * grad - state["v"])
         return param - lr_t * m / (xp.sqrt(v) + EPSILON), {"m": m, "v": v}

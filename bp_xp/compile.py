@@ -1,0 +1,211 @@
+"""Compiled training steps: forward, backward and the optimizer's update in one call.
+
+:func:`compile_step` turns a network and an optimizer into ``step(x, t) -> loss``. What
+"compiled" means depends on the backend the network lives on:
+
+* **JAX**: the layers' own ``forward``/``backward`` and the optimizer's rule are traced
+  once under ``jax.jit``; parameters, optimizer state and layer state go in, new ones come
+  out (their old buffers donated, so XLA updates them in place). There is no second
+  implementation of any layer: the tracer flows through the same Array API code that runs
+  eagerly. A new trace happens only when the batch's shape or dtype changes (the last batch
+  of an epoch, a new dataset), never per step.
+* **Everywhere else** (NumPy, PyTorch, CuPy, Dask, array-api-strict): the eager step,
+  ``network.loss_and_gradient`` then ``optimizer.update``. ``torch.compile`` was measured
+  on the CPU and did not win (see the "Speed v2" section of ``docs/performance.md``), so
+  it is not used.
+
+After every call the network's ``params`` and the optimizer's ``state_dict()`` hold the
+new arrays, so checkpoints, evaluation and the book's ``params['W1']`` keep working
+between steps.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._backend import BackendMismatchError
+
+__all__ = ["CompiledStep", "compile_step"]
+
+Array = Any
+
+
+class CompiledStep:
+    """``step(x, t) -> loss``: one training step of a network and its optimizer.
+
+    Made by :func:`compile_step`; see there.
+
+    Attributes
+    ----------
+    kind : str
+        ``"jax.jit"`` or ``"eager"``: how the step runs.
+    trace_count : int
+        How many times the step was traced (JAX: once per distinct batch shape and dtype;
+        0 for the eager step).
+    """
+
+    kind: str = "eager"
+
+    def __init__(self, network: Any, optimizer: Any) -> None:
+        self.network = network
+        self.optimizer = optimizer
+        self.trace_count = 0
+
+    def __call__(self, x: Array, t: Array) -> Array:
+        loss, grads = self.network.loss_and_gradient(x, t)
+        self.optimizer.update(self.network.params, grads)
+        return loss
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(kind={self.kind!r}, network={self.network!r}, "
+                f"optimizer={self.optimizer!r})")
+
+
+class _JaxStep(CompiledStep):
+    """The step traced once under ``jax.jit``, with parameters and state carried through."""
+
+    kind = "jax.jit"
+
+    def __init__(self, network: Any, optimizer: Any, donate: bool) -> None:
+        import jax
+
+        super().__init__(network, optimizer)
+        self._array_type = jax.Array
+        self._slots = network.params.slots
+        self._layers = [*network.layers.values(), network.last_layer]
+        # Parameters, optimizer state and layer state are replaced by the step's outputs, so
+        # XLA may write the new values into their buffers. x and t stay the caller's.
+        self._jitted = jax.jit(self._traced, donate_argnums=(0, 1, 2) if donate else ())
+
+    def _traced(self, params: dict[str, Array], opt_state: dict[str, dict[str, Array]],
+                layer_state: list[dict[str, Array]], step: Array, x: Array,
+                t: Array) -> tuple[Array, dict[str, Array], dict[str, dict[str, Array]],
+                                   list[dict[str, Array]]]:
+        # Runs only while JAX traces: once per distinct input signature.
+        self.trace_count += 1
+        saved = [_snapshot(layer) for layer in self._layers]
+        try:
+            for key, (layer, name) in self._slots.items():
+                layer.params[name] = params[key]
+            for layer, state in zip(self._layers, layer_state):
+                layer.state.update(state)
+            loss, grads = self.network.loss_and_gradient(x, t)
+            new_layer_state = [dict(layer.state) for layer in self._layers]
+        finally:
+            # The layers' caches (x, masks, grads) now hold tracers: put back what they held,
+            # so nothing traced leaks out of the trace.
+            for layer, snapshot in zip(self._layers, saved):
+                _restore(layer, snapshot)
+        _check_optimizer_state(self.optimizer, params, grads, opt_state)
+        new_params, new_opt_state = self.optimizer.functional_update(params, grads, opt_state, step)
+        return loss, new_params, new_opt_state, new_layer_state
+
+    def __call__(self, x: Array, t: Array) -> Array:
+        if not (isinstance(x, self._array_type) and isinstance(t, self._array_type)):
+            raise BackendMismatchError(
+                f"compile_step: the network lives on {self.network.backend}, so x and t must be "
+                f"JAX arrays, got {type(x).__module__}.{type(x).__qualname__} and "
+                f"{type(t).__module__}.{type(t).__qualname__}; move them with "
+                f"bp_xp.to_device(array, {str(self.network.backend)!r})"
+            )
+        optimizer = self.optimizer
+        slots = self._slots
+        params = {key: layer.params[name] for key, (layer, name) in slots.items()}
+        layer_state = [dict(layer.state) for layer in self._layers]
+        loss, new_params, new_opt_state, new_layer_state = self._jitted(
+            params, optimizer.initial_state(params), layer_state, optimizer.step_count + 1, x, t)
+        for key, (layer, name) in slots.items():
+            layer.params[name] = new_params[key]
+        for layer, state in zip(self._layers, new_layer_state):
+            layer.state.update(state)
+        optimizer._state = new_opt_state  # the optimizer's own bookkeeping, as update() does it
+        optimizer._step += 1
+        return loss
+
+
+def compile_step(network: Any, optimizer: Any, *, donate: bool = True) -> CompiledStep:
+    """One training step, ``step(x, t) -> loss``, compiled where the backend can.
+
+    The step runs the network's forward and backward (``network.loss_and_gradient``) and
+    the optimizer's update, and returns the loss as a 0-d array on the device (no host
+    synchronisation). Its results equal those of the eager step::
+
+        loss, grads = network.loss_and_gradient(x, t)
+        optimizer.update(network.params, grads)
+
+    On JAX the whole step is one ``jax.jit`` computation, traced once per distinct batch
+    shape and dtype (so a smaller last batch costs one more trace, not one per step). On
+    every other backend it is exactly the eager step above.
+
+    Parameters
+    ----------
+    network : Sequential
+        A bp_xp network (``TwoLayerNet``, ``MultiLayerNet``, ``Sequential``...).
+    optimizer : bp_xp.optim.Optimizer
+    donate : bool, keyword-only
+        JAX only: let the step reuse the buffers of the old parameters and optimizer state
+        for the new ones (default). Arrays read from ``net.params`` or
+        ``optimizer.state_dict()`` *before* a step are then deleted by it; read them again
+        after the step (or copy them) instead. ``False`` keeps them, at the cost of a new
+        buffer per parameter and state array each step.
+
+    Returns
+    -------
+    CompiledStep
+        Callable as ``step(x, t)``; ``step.kind`` says how it runs (``"jax.jit"`` or
+        ``"eager"``), ``step.trace_count`` how often it was traced.
+
+    Notes
+    -----
+    While JAX traces, the layers run with tracers in place of their parameters; their
+    caches (``x``, masks, ``grads``) are restored afterwards, so after a compiled step they
+    still hold what the last eager call left (call ``network.gradient`` for fresh ``dW``).
+    A layer that draws random numbers on the host in ``forward`` (a dropout mask from a
+    NumPy generator) would have its draw frozen into the trace: use the eager step for it.
+
+    Examples
+    --------
+    >>> import numpy as np, bp_xp
+    >>> from bp_xp.optim import SGD
+    >>> net = bp_xp.TwoLayerNet(4, 5, 3, seed=0)
+    >>> step = bp_xp.compile_step(net, SGD(lr=0.1))
+    >>> step.kind
+    'eager'
+    >>> loss = step(np.ones((2, 4), dtype=np.float32), np.array([0, 2]))
+    >>> loss.shape, loss.dtype
+    ((), dtype('float32'))
+    """
+    backend = getattr(network, "backend", None)
+    if backend is None or not callable(getattr(network, "loss_and_gradient", None)):
+        raise TypeError(f"compile_step needs a bp_xp network (with loss_and_gradient and "
+                        f"backend), got {type(network).__name__}")
+    if not callable(getattr(optimizer, "functional_update", None)):
+        raise TypeError(f"compile_step needs a bp_xp.optim optimizer, got "
+                        f"{type(optimizer).__name__}")
+    if backend.name == "jax":
+        return _JaxStep(network, optimizer, donate=bool(donate))
+    return CompiledStep(network, optimizer)
+
+
+def _snapshot(layer: Any) -> tuple[dict[str, Any], dict[str, Array], dict[str, Array],
+                                   dict[str, Array]]:
+    return dict(vars(layer)), dict(layer.params), dict(layer.grads), dict(layer.state)
+
+
+def _restore(layer: Any, snapshot: tuple[dict[str, Any], dict[str, Array], dict[str, Array],
+                                         dict[str, Array]]) -> None:
+    attributes, params, grads, state = snapshot
+    vars(layer).clear()
+    vars(layer).update(attributes)
+    for held, saved in ((layer.params, params), (layer.grads, grads), (layer.state, state)):
+        held.clear()
+        held.update(saved)
+
+
+def _check_optimizer_state(optimizer: Any, params: dict[str, Array], grads: dict[str, Array],
+                           opt_state: dict[str, dict[str, Array]]) -> None:
+    """The optimizer's validation of :meth:`update`, at trace time, on the traced arrays."""
+    probe = type(optimizer)(**optimizer.hyperparameters)
+    probe._state = opt_state
+    probe._check(params, grads)
+

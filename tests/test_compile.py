@@ -1,0 +1,258 @@
+"""``bp_xp.compile_step``: the compiled step equals the eager one, traces once, reads nothing back.
+
+The reference for the compiled step is the eager step on the same backend
+(``loss_and_gradient`` then ``optimizer.update``), which the rest of the suite checks
+against NumPy formulas and numerical gradients; both are also compared with the eager
+step on NumPy in float64.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+from test_no_sync import HostReadError, _no_host_reads, _refusing, compute_counter  # noqa: F401
+
+import bp_xp
+from bp_xp import MultiLayerNet, TwoLayerNet
+from bp_xp.optim import get_optimizer
+
+OPTIMIZERS = ("sgd", "momentum", "adam")
+STEPS = 3
+
+
+def _net(backend, dtype, decay: float = 0.1):
+    return MultiLayerNet(8, [6, 5], 3, weight_decay_lambda=decay, weight_init_std=0.5,
+                         backend=backend, dtype=dtype, seed=0)
+
+
+def _batch(rng: np.random.Generator, n: int = 6) -> tuple[np.ndarray, np.ndarray]:
+    return rng.standard_normal((n, 8)), rng.integers(0, 3, size=n)
+
+
+def _install(xb, net, dtype) -> None:
+    """Put the network's parameters on the case's arrays (read-only ones for that case)."""
+    for key in net.params:
+        net.params[key] = xb.asarray(xb.to_numpy(net.params[key]), dtype)
+
+
+def _host_state(optimizer) -> dict[str, dict[str, np.ndarray]]:
+    state = optimizer.state_dict()["state"]
+    return {slot: {k: bp_xp.to_numpy(v) for k, v in arrays.items()} for slot, arrays in state.items()}
+
+
+def _reference(name: str, hx, ht) -> tuple[list[float], dict[str, np.ndarray]]:
+    """Losses and final parameters of the eager step on NumPy in float64."""
+    net = _net("numpy", "float64")
+    optimizer = get_optimizer(name, lr=0.1)
+    losses = []
+    for _ in range(STEPS):
+        loss, grads = net.loss_and_gradient(hx, ht)
+        optimizer.update(net.params, grads)
+        losses.append(float(loss))
+    return losses, {k: np.array(v) for k, v in net.params.items()}
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_compiled_step_equals_the_eager_step(xb, dtype, rng, name):
+    hx, ht = _batch(rng)
+    x, t = xb.asarray(hx, dtype), xb.asarray(ht, "int64")
+    compiled_net, eager_net = _net(xb.backend, dtype), _net(xb.backend, dtype)
+    _install(xb, compiled_net, dtype)
+    _install(xb, eager_net, dtype)
+    compiled_opt, eager_opt = get_optimizer(name, lr=0.1), get_optimizer(name, lr=0.1)
+    step = bp_xp.compile_step(compiled_net, compiled_opt)
+    assert step.kind == ("jax.jit" if xb.case.family == "jax" else "eager")
+
+    # float64: the two paths agree to rounding (XLA may fuse the update differently)
+    rtol, atol = (1e-12, 1e-14) if dtype == "float64" else (1e-5, 1e-6)
+    losses = []
+    for _ in range(STEPS):
+        loss = step(x, t)
+        eager_loss, grads = eager_net.loss_and_gradient(x, t)
+        eager_opt.update(eager_net.params, grads)
+        xb.assert_on_backend(loss, dtype)
+        assert loss.ndim == 0
+        xb.assert_close(loss, xb.to_numpy(eager_loss), dtype, rtol=rtol, atol=atol)
+        losses.append(float(xb.to_numpy(loss)))
+    for key in eager_net.params:
+        xb.assert_close(compiled_net.params[key], xb.to_numpy(eager_net.params[key]), dtype,
+                        rtol=rtol, atol=atol)
+    compiled_state, eager_state = _host_state(compiled_opt), _host_state(eager_opt)
+    assert compiled_opt.step_count == eager_opt.step_count == STEPS
+    for slot, arrays in eager_state.items():
+        for key, expected in arrays.items():
+            np.testing.assert_allclose(compiled_state[slot][key], expected, rtol=rtol, atol=atol)
+
+    # and both are the NumPy float64 eager step, at the dtype's tolerance
+    ref_losses, ref_params = _reference(name, hx, ht)
+    np.testing.assert_allclose(losses, ref_losses, rtol=1e-4 if dtype == "float32" else 1e-10)
+    for key, expected in ref_params.items():
+        xb.assert_close(compiled_net.params[key], expected, dtype)
+
+
+def _jax_case():
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    return jax, bp_xp.resolve_backend("jax:cpu")
+
+
+def test_the_jax_step_traces_once_per_batch_shape(rng):
+    _, backend = _jax_case()
+    net = TwoLayerNet(8, 5, 3, weight_init_std=0.5, backend=backend, dtype="float64", seed=0)
+    step = bp_xp.compile_step(net, get_optimizer("adam", lr=0.01))
+    hx, ht = _batch(rng, 6)
+    x, t = backend.asarray(hx), backend.asarray(ht)
+    for _ in range(5):  # Adam's step count changes every step: it must not be a static value
+        step(x, t)
+    assert step.trace_count == 1
+    small_x, small_t = backend.asarray(hx[:4]), backend.asarray(ht[:4])
+    step(small_x, small_t)  # a shorter last batch: one more trace
+    assert step.trace_count == 2
+    step(x, t)
+    step(small_x, small_t)
+    assert step.trace_count == 2
+
+
+def test_the_counter_sees_a_retrace(rng):
+    """The trace count can fail: a new dtype of the labels is a new signature."""
+    _, backend = _jax_case()
+    net = TwoLayerNet(8, 5, 3, backend=backend, dtype="float64", seed=0)
+    step = bp_xp.compile_step(net, get_optimizer("sgd"))
+    hx, ht = _batch(rng)
+    step(backend.asarray(hx), backend.asarray(ht, dtype="int64"))
+    step(backend.asarray(hx), backend.asarray(ht, dtype="int32"))
+    assert step.trace_count == 2
+
+
+def test_the_jax_step_leaves_readable_params_state_and_caches(rng):
+    jax, backend = _jax_case()
+    net = _net(backend, "float64")
+    optimizer = get_optimizer("momentum", lr=0.1)
+    step = bp_xp.compile_step(net, optimizer)
+    hx, ht = _batch(rng)
+    x, t = backend.asarray(hx), backend.asarray(ht)
+    before = {k: np.array(v) for k, v in net.params.items()}
+    step(x, t)
+    # nothing traced is left in the layers; the network still works eagerly
+    for layer in [*net.layers.values(), net.last_layer]:
+        for value in [*vars(layer).values(), *layer.params.values(), *layer.grads.values()]:
+            assert not isinstance(value, jax.core.Tracer), f"{layer!r} kept a tracer"
+    grads = net.gradient(x, t)
+    assert set(grads) == set(net.params)
+    for key in net.params:  # the parameters moved and are concrete, readable arrays
+        assert not np.allclose(np.asarray(net.params[key]), before[key]), key
+    assert set(optimizer.state_dict()["state"]["v"]) == set(net.params)
+
+
+def test_donation_deletes_only_what_the_step_replaced(rng):
+    _, backend = _jax_case()
+    hx, ht = _batch(rng)
+    x, t = backend.asarray(hx), backend.asarray(ht)
+    for donate in (True, False):
+        net = TwoLayerNet(8, 5, 3, backend=backend, dtype="float64", seed=0)
+        step = bp_xp.compile_step(net, get_optimizer("sgd"), donate=donate)
+        old = net.params["W1"]
+        step(x, t)
+        assert old.is_deleted() is donate
+        assert not x.is_deleted() and not t.is_deleted()  # the caller's batch is never donated
+        assert not net.params["W1"].is_deleted()
+
+
+# Every way a JAX array reaches the host, and waiting for it: on the CPU,
+# jax.transfer_guard does not see these (the buffer already is in host memory).
+_JAX_READS = ("__float__", "__bool__", "__int__", "__index__", "__complex__", "__array__", "item",
+              "tolist", "__repr__", "__str__", "__iter__", "__dlpack__", "_value",
+              "block_until_ready", "copy_to_host_async")
+
+
+@contextlib.contextmanager
+def _no_jax_host_reads(jax) -> Iterator[list[str]]:
+    array_type = type(jax.numpy.zeros(1))
+    attempts: list[str] = []
+    with pytest.MonkeyPatch.context() as patch:
+        for name in _JAX_READS:
+            if hasattr(array_type, name):
+                refuse = _refusing(name, attempts)
+                patch.setattr(array_type, name, property(refuse) if name == "_value" else refuse)
+        yield attempts
+
+
+def test_the_jax_step_reads_nothing_back_to_the_host(rng):
+    jax, backend = _jax_case()
+    net = _net(backend, "float64")
+    step = bp_xp.compile_step(net, get_optimizer("adam", lr=0.01))
+    hx, ht = _batch(rng)
+    x, t = backend.asarray(hx), backend.asarray(ht)
+    step(x, t)  # the first call traces and compiles
+    with _no_jax_host_reads(jax) as attempts:
+        for _ in range(3):
+            loss = step(x, t)
+        assert attempts == []
+        # the patch can fail: reading the loss, as a logger would, is caught
+        with pytest.raises(HostReadError, match="__float__"):
+            float(loss)
+    assert np.isfinite(float(loss))
+
+
+def test_the_eager_step_reads_nothing_back_on_strict_device1(rng):
+    backend = bp_xp.resolve_backend("array_api_strict:device1")
+    net = _net(backend, "float64")
+    step = bp_xp.compile_step(net, get_optimizer("adam", lr=0.01))
+    hx, ht = _batch(rng)
+    x, t = backend.asarray(hx, dtype="float64"), backend.asarray(ht, dtype="int64")
+    with _no_host_reads() as attempts:
+        for _ in range(2):
+            loss = step(x, t)
+    assert attempts == []
+    assert np.isfinite(float(bp_xp.to_numpy(loss)))
+
+
+def test_the_eager_step_runs_no_dask_compute(compute_counter, rng):  # noqa: F811
+    da = pytest.importorskip("dask.array")
+    net = _net("dask", "float64")
+    step = bp_xp.compile_step(net, get_optimizer("momentum", lr=0.1))
+    hx, ht = _batch(rng)
+    x, t = da.from_array(hx, chunks=(3, 8)), da.from_array(ht, chunks=3)
+    with compute_counter:
+        for _ in range(2):
+            loss = step(x, t)
+    assert compute_counter.starts == 0
+    assert isinstance(loss, da.Array) and loss.ndim == 0
+
+
+def test_a_host_batch_on_a_jax_network_is_refused(rng):
+    _, backend = _jax_case()
+    net = TwoLayerNet(8, 5, 3, backend=backend, dtype="float64", seed=0)
+    step = bp_xp.compile_step(net, get_optimizer("sgd"))
+    hx, ht = _batch(rng)
+    with pytest.raises(bp_xp.BackendMismatchError, match="x and t must be JAX arrays.*numpy"):
+        step(hx, backend.asarray(ht))
+    assert step.trace_count == 0
+
+
+def test_errors_of_the_layers_and_the_optimizer_surface_from_the_trace(rng):
+    _, backend = _jax_case()
+    net = TwoLayerNet(8, 5, 3, backend=backend, dtype="float64", seed=0)
+    hx, ht = _batch(rng)
+    step = bp_xp.compile_step(net, get_optimizer("sgd"))
+    with pytest.raises(ValueError, match="7 features per sample.*expects 8"):
+        step(backend.asarray(hx[:, :7]), backend.asarray(ht))
+    other = TwoLayerNet(8, 4, 3, backend=backend, dtype="float64", seed=0)
+    optimizer = get_optimizer("momentum")
+    bp_xp.compile_step(other, optimizer)(backend.asarray(hx), backend.asarray(ht))
+    before = {k: np.array(v) for k, v in net.params.items()}
+    with pytest.raises(ValueError, match="'v' state of 'W1' has shape"):
+        bp_xp.compile_step(net, optimizer)(backend.asarray(hx), backend.asarray(ht))
+    for key, value in before.items():  # a failed step changes nothing
+        np.testing.assert_array_equal(np.asarray(net.params[key]), value)
+
+
+def test_compile_step_refuses_what_is_not_a_network_or_optimizer():
+    net = TwoLayerNet(4, 3, 2, seed=0)
+    with pytest.raises(TypeError, match="needs a bp_xp network"):
+        bp_xp.compile_step(object(), get_optimizer("sgd"))
+    with pytest.raises(TypeError, match="needs a bp_xp.optim optimizer"):
+        bp_xp.compile_step(net, object())
