@@ -10,7 +10,10 @@ caller's ``dout`` alone.
 Every layer follows the protocol of :class:`bp_xp.Layer` (``params``, ``grads``,
 ``state``, ``config``), one module per family:
 
-* :mod:`.nodes` - the graph's nodes (``MulLayer``, ``AddLayer``);
+* :mod:`.nodes` - the graph's two-input nodes (``MulLayer``, ``AddLayer``, ``SubLayer``,
+  ``DivLayer``, ``MaxLayer``, ``MatMulLayer``);
+* :mod:`.unary` - its one-input nodes (``ExpLayer``, ``LogLayer``, ``ReciprocalLayer``,
+  ``PowLayer``);
 * :mod:`.activations` - ``Relu``, ``Sigmoid``;
 * :mod:`.affine` - ``Affine``;
 * :mod:`.loss` - ``SoftmaxWithLoss``.
@@ -20,17 +23,26 @@ from .activations import Relu, Sigmoid
 from .affine import Affine
 from .base import Layer, LossLayer, accepts_keyword, layer_class, registered_layers
 from .loss import SoftmaxWithLoss
-from .nodes import AddLayer, MulLayer
+from .nodes import AddLayer, DivLayer, MatMulLayer, MaxLayer, MulLayer, SubLayer
+from .unary import ExpLayer, LogLayer, PowLayer, ReciprocalLayer
 
 __all__ = [
     "AddLayer",
     "Affine",
+    "DivLayer",
+    "ExpLayer",
     "Layer",
+    "LogLayer",
     "LossLayer",
+    "MatMulLayer",
+    "MaxLayer",
     "MulLayer",
+    "PowLayer",
+    "ReciprocalLayer",
     "Relu",
     "Sigmoid",
     "SoftmaxWithLoss",
+    "SubLayer",
     "accepts_keyword",
     "layer_class",
     "registered_layers",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from .._backend import namespace_of, zero_where
 from ..functions import sigmoid
-from ._checks import check_shape, require_forward
+from ..graph import recordable
+from ._checks import SCALARS, check_shape, require_forward
+from ._operands import to_input, upstream
 from .base import Layer
 
 __all__ = ["Relu", "Sigmoid"]
@@ -14,6 +17,7 @@ __all__ = ["Relu", "Sigmoid"]
 Array = Any
 
 
+@recordable("ReLU")
 class Relu(Layer):
     """ReLU layer: ``forward`` keeps the mask ``x <= 0``; ``backward`` zeroes ``dout`` there.
 
@@ -31,25 +35,41 @@ class Relu(Layer):
     >>> relu.backward(np.ones((2, 2)))
     array([[1., 0.],
            [0., 1.]])
+    >>> relu.forward(-2.0), relu.backward(5.0)  # Python numbers, as MulLayer takes them
+    (0.0, 0.0)
     """
 
     def __init__(self) -> None:
         self.mask: Array | None = None
 
     def forward(self, x: Array) -> Array:
-        xp = namespace_of(x)
+        try:
+            xp = namespace_of(x)
+        except TypeError:  # not an array: the Python-number path (off the array hot path)
+            return self._forward_number(x)
         self.mask = x <= 0
         return zero_where(self.mask, x, xp)
+
+    def _forward_number(self, x: Any) -> Any:
+        if not isinstance(x, SCALARS) or isinstance(x, complex):
+            raise TypeError(f"Relu.forward: x must be an array or a real Python number, "
+                            f"got {type(x).__module__}.{type(x).__qualname__}")
+        self.mask = x <= 0
+        return type(x)(0) if self.mask else x
 
     def backward(self, dout: Array) -> Array:
         mask = self.mask
         require_forward(self, mask)
+        if mask.__class__ is bool:  # forward was given a Python number
+            dout, xp = upstream("Relu", dout, mask, (), ())
+            return to_input(dout * (not mask), mask, xp)
         xp = namespace_of(dout, mask, names=("dout", "mask"))
         if dout.shape != mask.shape:
             check_shape("Relu", "dout", dout, mask.shape)
         return zero_where(mask, dout, xp)
 
 
+@recordable("sigmoid")
 class Sigmoid(Layer):
     """Sigmoid layer: ``backward`` is ``dout * (1 - y) * y`` with ``y`` kept from ``forward``.
 
@@ -62,18 +82,35 @@ class Sigmoid(Layer):
     array([0.5])
     >>> s.backward(np.array([1.0]))
     array([0.25])
+    >>> s.forward(0.0), s.backward(1.0)  # Python numbers, as MulLayer takes them
+    (0.5, 0.25)
     """
 
     def __init__(self) -> None:
         self.out: Array | None = None
 
     def forward(self, x: Array) -> Array:
-        self.out = sigmoid(x)
+        try:
+            self.out = sigmoid(x)
+        except TypeError:  # not an array: the Python-number path (off the array hot path)
+            self.out = _sigmoid_of_number(x)
         return self.out
 
     def backward(self, dout: Array) -> Array:
         out = self.out
         require_forward(self, out)
+        if out.__class__ is float:  # forward was given a Python number
+            dout, xp = upstream("Sigmoid", dout, out, (), ())
+            return to_input(dout * (1 - out) * out, out, xp)
         namespace_of(dout, out, names=("dout", "out"))
         check_shape("Sigmoid", "dout", dout, out.shape)
         return dout * (1 - out) * out
+
+
+def _sigmoid_of_number(x: Any) -> float:
+    """``1 / (1 + exp(-x))`` of a real Python number, without overflow for large ``|x|``."""
+    if not isinstance(x, SCALARS) or isinstance(x, complex):
+        raise TypeError(f"Sigmoid.forward: x must be an array or a real Python number, "
+                        f"got {type(x).__module__}.{type(x).__qualname__}")
+    e = math.exp(-abs(x))
+    return 1 / (1 + e) if x >= 0 else e / (1 + e)
