@@ -79,6 +79,9 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                        help="numpy, torch, torch:cuda, cupy, jax, jax:gpu, dask, array_api_strict")
     where.add_argument("--device", default=None, help="overrides the backend's device, e.g. cuda:1")
     where.add_argument("--dtype", default="float32", choices=("float32", "float64"))
+    where.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                       help="run each step through bp_xp.compile_step (default: where it wins, "
+                            "i.e. jax.jit on JAX; the eager step elsewhere)")
 
     model = parser.add_argument_group("model and optimizer")
     model.add_argument("--hidden", type=_positive_int, nargs="+", metavar="SIZE",
@@ -132,6 +135,7 @@ def run_train(args: argparse.Namespace) -> int:
         batch_size=args.batch_size, optimizer=args.optimizer,
         optimizer_params=None if args.lr is None else {"lr": args.lr}, seed=args.seed,
         progress=False if args.no_progress else None, verbose=True,
+        compile="auto" if args.compile is None else args.compile,
     )
     print(f"training {net} on {args.dataset} with {args.optimizer}, batch {args.batch_size}, "
           f"{trainer.max_iter} steps ({trainer.iters_per_epoch} per epoch)")

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np  # host-side only: dataset checks and the seeded minibatch order
 
 from ._backend import Backend, BackendUnavailableError, to_numpy
+from .compile import CompiledStep, compile_step
 from .data import validate_dataset
 from .optim import get_optimizer
 from .sequential import Sequential
@@ -106,6 +107,11 @@ class Trainer:
         terminal.
     verbose : bool
         Print one line per evaluation to stdout.
+    compile : bool or "auto"
+        Run each step through :func:`bp_xp.compile_step`. ``"auto"`` (default) does so
+        where it measurably wins, which is where compile_step compiles at all: on JAX
+        (one ``jax.jit`` per batch shape); elsewhere it is the eager step either way.
+        ``False`` always runs the eager step; ``True`` requires a bp_xp.optim optimizer.
 
     Notes
     -----
@@ -157,6 +163,7 @@ class Trainer:
         evaluate_sample_num: int | None = None,
         progress: bool | None = None,
         verbose: bool = False,
+        compile: bool | str = "auto",
     ) -> None:
         if epochs is not None and iters is not None:
             raise ValueError(f"give epochs or iters, not both (got epochs={epochs}, iters={iters})")
@@ -169,6 +176,8 @@ class Trainer:
                 _require_positive(name, value)
         if progress not in (None, True, False):
             raise TypeError(f"progress must be None, True or False, got {progress!r}")
+        if compile not in ("auto", True, False):
+            raise TypeError(f"compile must be True, False or 'auto', got {compile!r}")
         optimizer = _make_optimizer(optimizer, optimizer_params)
 
         if not isinstance(network, Sequential):
@@ -196,6 +205,8 @@ class Trainer:
         self.progress = progress
         self.verbose = verbose
         self.seed = seed
+        self.compile = compile
+        self._step_fn: Any = None
 
         index_dtype = _index_dtype(backend)
         self._xp = backend.xp
@@ -235,13 +246,24 @@ class Trainer:
         idx = self._next_batch()
         x = self._xp.take(self.x_train, idx, axis=0)
         t = self._xp.take(self.t_train, idx, axis=0)
-        loss = train_step(self.network, self.optimizer, x, t)
+        loss = self._step()(x, t)
         # Only now is the step done: an interrupt before this line leaves the pointer on
         # the same batch, so resuming repeats nothing and skips nothing.
         self._batch_in_epoch += 1
         self._pending_losses.append(loss)
         self.iteration += 1
         return loss
+
+    def _step(self) -> Any:
+        """The step function for the current network and optimizer (compiled once)."""
+        step = self._step_fn
+        if step is None or step.network is not self.network or step.optimizer is not self.optimizer:
+            wanted = self.compile is True or (
+                self.compile == "auto" and callable(getattr(self.optimizer, "functional_update", None)))
+            # CompiledStep itself is the eager step (loss_and_gradient, then update)
+            make = compile_step if wanted else CompiledStep
+            step = self._step_fn = make(self.network, self.optimizer)
+        return step
 
     def _next_batch(self) -> Array:
         if self._epoch_batches is None or self._batch_in_epoch == self.iters_per_epoch:

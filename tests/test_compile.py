@@ -256,3 +256,35 @@ def test_compile_step_refuses_what_is_not_a_network_or_optimizer():
         bp_xp.compile_step(object(), get_optimizer("sgd"))
     with pytest.raises(TypeError, match="needs a bp_xp.optim optimizer"):
         bp_xp.compile_step(net, object())
+
+
+def _train(backend, compile, rng_seed: int = 3):
+    from bp_xp.train import Trainer
+
+    rng = np.random.default_rng(rng_seed)
+    x = rng.standard_normal((60, 8))
+    t = (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0)
+    net = TwoLayerNet(8, 6, 3, weight_init_std=0.5, backend=backend, dtype="float64", seed=0)
+    trainer = Trainer(net, x, t, x, t, iters=12, batch_size=20, optimizer="adam",
+                      optimizer_params={"lr": 0.05}, seed=1, progress=False, compile=compile)
+    return trainer, trainer.train()
+
+
+def test_the_trainer_compiles_on_jax_by_default_and_matches_the_eager_run():
+    _, backend = _jax_case()
+    trainer, history = _train(backend, "auto")
+    assert trainer._step_fn.kind == "jax.jit" and trainer._step_fn.trace_count == 1
+    eager, eager_history = _train(backend, False)
+    assert eager._step_fn.kind == "eager"
+    np.testing.assert_allclose(history["loss"], eager_history["loss"], rtol=1e-12)
+    reference, reference_history = _train("numpy", "auto")  # NumPy: the eager step either way
+    assert reference._step_fn.kind == "eager"
+    np.testing.assert_allclose(history["loss"], reference_history["loss"], rtol=1e-10)
+    for key in trainer.network.params:
+        np.testing.assert_allclose(np.asarray(trainer.network.params[key]),
+                                   np.asarray(reference.network.params[key]), rtol=1e-10, atol=1e-12)
+
+
+def test_the_trainer_refuses_an_unknown_compile_mode():
+    with pytest.raises(TypeError, match="compile must be True, False or 'auto', got 'yes'"):
+        _train("numpy", "yes")
