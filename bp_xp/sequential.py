@@ -14,6 +14,7 @@ layer take the same number (BatchNormalization after ``Affine1`` has ``gamma1`` 
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
@@ -113,7 +114,11 @@ class Sequential:
             if len(dtypes) != 1:
                 raise TypeError(f"the parameters of a network must share one dtype, got "
                                 f"{', '.join(sorted(dtypes))}")
-            self.backend = backend_of(arrays[0]) if backend is None else resolve_backend(backend)
+            if backend is None:
+                # where the parameters are; new arrays (minibatch indices, moved data) get
+                # the backend's default layout, not the chunks of the first parameter
+                backend = dataclasses.replace(backend_of(arrays[0]), chunks="auto")
+            self.backend = resolve_backend(backend)
             self.dtype = arrays[0].dtype
         else:
             self.backend = resolve_backend(backend)
