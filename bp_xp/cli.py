@@ -46,16 +46,28 @@ _OPTIONAL_MODULES = frozenset({"tqdm", "matplotlib", "jax", "torch", "dask", "cu
 
 
 def run_backends(args: argparse.Namespace | None = None) -> int:
-    """Print which backends work here: name, available, version, devices, reason."""
-    from ._backend import backend_info
+    """Print which backends work here: name, available, version, and devices (or why not).
 
-    rows = [("backend", "available", "version", "devices", "reason")]
+    One row per backend; a long devices list or reason wraps under its column so the
+    table stays within 100 columns.
+    """
+    import textwrap
+
+    from .backends import backend_info
+
+    rows = [("backend", "available", "version", "devices (or why not)")]
     for info in backend_info():
         rows.append((info["name"], "yes" if info["available"] else "no", info["version"] or "-",
-                     ", ".join(info["devices"]) or "-", info["reason"]))
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+                     ", ".join(info["devices"]) if info["available"] else info["reason"]))
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    indent = sum(widths) + 2 * len(widths)
     for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  " + row[4])
+        head = "  ".join(cell.ljust(width) for cell, width in zip(row, widths)) + "  "
+        lines = textwrap.wrap(row[3], width=max(100 - indent, 30), break_long_words=False,
+                              break_on_hyphens=False) or ["-"]
+        print(head + lines[0])
+        for line in lines[1:]:
+            print(" " * indent + line)
     return 0
 
 
@@ -96,7 +108,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                         help=f"epochs to train (default {TRAIN_DEFAULTS['epochs']})")
     length.add_argument("--iters", type=_positive_int, default=None, help="steps to train instead")
     model.add_argument("--batch-size", type=_positive_int, default=TRAIN_DEFAULTS["batch_size"])
-    model.add_argument("--seed", type=int, default=0,
+    model.add_argument("--seed", type=_seed, default=0,
                        help="seed of the initial weights and the minibatch order (default 0)")
 
     data = parser.add_argument_group("data and output")
@@ -115,7 +127,7 @@ def run_train(args: argparse.Namespace) -> int:
     """Train on MNIST as ``args`` (from :func:`add_train_arguments`) say; print the results."""
     from . import MultiLayerNet, TwoLayerNet, resolve_backend
     from .data import load_dataset
-    from .train import Trainer, plot, seconds_per_epoch
+    from .train import NonFiniteLossError, Trainer, plot, seconds_per_epoch
 
     for flag, path in (("--plot", args.plot), ("--save", args.save)):
         _require_writable_directory(flag, path)  # before training, not after it
@@ -139,23 +151,47 @@ def run_train(args: argparse.Namespace) -> int:
     )
     print(f"training {net} on {args.dataset} with {args.optimizer}, batch {args.batch_size}, "
           f"{trainer.max_iter} steps ({trainer.iters_per_epoch} per epoch)")
-    history = trainer.train()
+    try:
+        history = trainer.train()
+    except KeyboardInterrupt:
+        # Each step is all or nothing, so the state reached so far is consistent: keep it.
+        if args.save:
+            _save_checkpoint(args, net, trainer, interrupted=True)
+            print(f"interrupted at step {trainer.iteration}; the state reached so far is saved "
+                  f"to {args.save} (bp_xp.checkpoint.load resumes it)", file=sys.stderr)
+        raise
+    except NonFiniteLossError as exc:
+        raise _UsageError(f"training stopped: {exc}; nothing was saved") from exc
     per_epoch = seconds_per_epoch(history, trainer.iters_per_epoch)
     print(f"final: train acc {history['train_acc'][-1]:.4f}, "
           f"test acc {history['test_acc'][-1]:.4f}; "
-          f"{per_epoch:.3f} s per epoch, {sum(history['time']):.1f} s in all")
+          f"{_seconds(per_epoch)} per epoch, {_seconds(sum(history['time']))} in all")
+    if args.save:  # before the plot: a plot that fails must not cost the trained network
+        _save_checkpoint(args, net, trainer, interrupted=False)
+        print(f"checkpoint saved to {args.save}")
     if args.plot:
         plot(history, args.plot)
         print(f"curves saved to {args.plot}")
-    if args.save:
-        from .checkpoint import save
-
-        save(args.save, net, trainer.optimizer, metadata={
-            "dataset": args.dataset, "iteration": trainer.iteration, "seed": args.seed,
-            "train_acc": history["train_acc"][-1], "test_acc": history["test_acc"][-1],
-        })
-        print(f"checkpoint saved to {args.save}")
     return 0
+
+
+def _save_checkpoint(args: argparse.Namespace, net: Any, trainer: Any, *, interrupted: bool) -> None:
+    from .checkpoint import save
+
+    history = trainer.history
+    save(args.save, net, trainer.optimizer, metadata={
+        "dataset": args.dataset, "iteration": trainer.iteration, "seed": args.seed,
+        "interrupted": interrupted,
+        "train_acc": history["train_acc"][-1] if history["train_acc"] else None,
+        "test_acc": history["test_acc"][-1] if history["test_acc"] else None,
+    })
+
+
+def _seconds(seconds: float) -> str:
+    """A duration with the precision it deserves: "0.012 s", "2.4 s", "95 s"."""
+    if seconds < 1:
+        return f"{seconds:.3f} s"
+    return f"{seconds:.1f} s" if seconds < 60 else f"{seconds:.0f} s"
 
 
 # --------------------------------------------------------------------------------------
@@ -172,7 +208,7 @@ def add_gradcheck_arguments(parser: argparse.ArgumentParser) -> argparse.Argumen
                         help="e.g. numpy, torch, torch:cuda, jax, cupy")
     parser.add_argument("--device", default=None, help="overrides the backend's device")
     parser.add_argument("--batch", type=_positive_int, default=3)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=_seed, default=0)
     return parser
 
 
@@ -262,6 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog=_PROG,
         description="Backpropagation layers of 'Deep Learning from Scratch' on any array backend.",
     )
+    from . import __version__
+
+    parser.add_argument("--version", action="version", version=f"{_PROG} {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     commands.add_parser("backends", help="list the backends and devices that work here")
     add_train_arguments(commands.add_parser(
@@ -314,7 +353,7 @@ def _fail(message: str, status: int = 2) -> int:
 
 
 def _with_available_backends(exc: ValueError) -> str:
-    from ._backend import BackendUnavailableError, available_backends
+    from .backends import BackendUnavailableError, available_backends
 
     message = str(exc)
     if isinstance(exc, BackendUnavailableError):
@@ -343,6 +382,17 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _seed(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 0 (a seed of NumPy's "
+                                         f"generator), got {value}")
     return value
 
 

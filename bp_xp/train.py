@@ -451,7 +451,9 @@ def plot(history: Mapping[str, list[Any]], path: str | os.PathLike[str]) -> Any:
 
 
 def _format_record(record: Mapping[str, Any]) -> str:
-    return (f"epoch {record['epoch']:6.2f} | train acc {record['train_acc']:.4f} | "
+    epoch = record["epoch"]
+    shown = f"{epoch:6.0f}" if float(epoch).is_integer() else f"{epoch:6.2f}"
+    return (f"epoch {shown} | train acc {record['train_acc']:.4f} | "
             f"test acc {record['test_acc']:.4f} | loss {record['train_loss']:.4f} | "
             f"{record['time']:.2f} s")
 
