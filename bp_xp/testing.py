@@ -11,18 +11,26 @@ case's device has. Backends that are not installed, or have no device here, are 
 with the reason. Set ``BP_XP_REQUIRE=cupy,torch`` (backend names, or ``all``) to turn
 such a skip into a failure, so that a GPU machine cannot skip CuPy silently.
 
-The plugin enables JAX's float64 (``jax_enable_x64``) when JAX is installed, so that the
-float64 rows run on JAX too.
+The test header lists every case with whether it runs here (and why not), and the end of
+the run counts passed/failed/skipped tests per case.
+
+When the session starts (``pytest_configure``, not at import) the plugin enables JAX's
+float64 (``jax_enable_x64``) if JAX is installed, so that the float64 rows run on JAX too.
 
 Inside a test, ``xb.asarray(host, dtype)`` moves host data onto the case's backend,
 ``xb.to_numpy`` brings it back, and ``xb.assert_close(actual, expected, dtype)`` compares
 with a NumPy reference at per-dtype tolerances *and* checks that the result kept the
-case's namespace, dtype and device.
+case's namespace, dtype and device (through ``array_api_extra.testing``).
+
+The module imports pytest because a plugin's fixtures and hooks need it; :class:`Case`,
+:class:`XB` and :data:`CASES` do not use it.
 """
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import importlib.util
 import math
 import os
 from typing import Any
@@ -30,8 +38,9 @@ from typing import Any
 import array_api_compat
 import numpy as np
 import pytest
+from array_api_extra import testing as xpx_testing
 
-from ._backend import Backend, BackendUnavailableError, resolve_backend, to_numpy
+from .backends import Backend, BackendUnavailableError, dtype_name, resolve_backend, to_numpy
 
 __all__ = ["CASES", "Case", "XB", "TOLERANCES"]
 
@@ -89,6 +98,7 @@ class XB:
     Traceback (most recent call last):
     ...
     AssertionError: dtype changed: expected float64, got float32...
+    >>> xb.assert_equal(xb.xp.argmax(x), 1)
     """
 
     def __init__(self, case: Case, backend: Backend) -> None:
@@ -132,17 +142,39 @@ class XB:
             expected = self.backend.dtype(dtype)
             assert x.dtype == expected, f"dtype changed: expected {expected}, got {x.dtype}"
 
+    def _on_backend(self, expected: Any, actual: Any, dtype: Any) -> Any:
+        """The reference ``expected`` as an array of ``actual``'s backend, dtype and shape."""
+        host = np.asarray(expected)
+        if host.ndim == 0 and actual.ndim:  # a scalar reference stands for every element
+            host = np.broadcast_to(host, actual.shape)
+        return self.backend.asarray(host, dtype=dtype)
+
     def assert_close(self, actual: Any, expected: Any, dtype: Any,
                      rtol: float | None = None, atol: float | None = None) -> None:
-        """Compare with a NumPy reference at ``dtype``'s tolerances, after checking placement."""
+        """Compare with a NumPy reference at ``dtype``'s tolerances, after checking placement.
+
+        The reference is moved onto the case's backend at ``dtype`` and compared by
+        ``array_api_extra.testing.assert_close``, which also checks namespace, shape,
+        dtype and device; the tolerances are bp_xp's :data:`TOLERANCES`, not its defaults.
+        """
         self.assert_on_backend(actual, dtype)
-        name = str(getattr(dtype, "name", dtype)).rsplit(".", 1)[-1]
-        default_rtol, default_atol = TOLERANCES[name]
-        np.testing.assert_allclose(
-            to_numpy(actual), np.asarray(expected, dtype=np.float64),
+        default_rtol, default_atol = TOLERANCES[dtype_name(dtype)]
+        xpx_testing.assert_close(
+            actual, self._on_backend(expected, actual, dtype),
             rtol=default_rtol if rtol is None else rtol,
             atol=default_atol if atol is None else atol,
+            xp=self.xp,
         )
+
+    def assert_equal(self, actual: Any, expected: Any, dtype: Any = None) -> None:
+        """Exact equality with a NumPy reference, after checking placement (and ``dtype``).
+
+        Without ``dtype`` the reference takes ``actual``'s dtype: only the values,
+        namespace, shape and device are checked.
+        """
+        self.assert_on_backend(actual, dtype)
+        target = actual.dtype if dtype is None else dtype
+        xpx_testing.assert_equal(actual, self._on_backend(expected, actual, target), xp=self.xp)
 
 
 def _required() -> set[str]:
@@ -150,18 +182,79 @@ def _required() -> set[str]:
     return {c.family for c in CASES} if "all" in names else names
 
 
-def _enable_jax_x64() -> None:
-    try:
+_RESOLVED: dict[str, Backend | str] = {}
+
+
+def _resolve(case: Case) -> Backend | str:
+    """The case's backend, or why it cannot run here (cached for the session)."""
+    if case.spec not in _RESOLVED:
+        try:
+            _RESOLVED[case.spec] = resolve_backend(case.spec)
+        except BackendUnavailableError as exc:
+            _RESOLVED[case.spec] = str(exc)
+    return _RESOLVED[case.spec]
+
+
+# --------------------------------------------------------------------------------------
+# pytest hooks and fixtures
+# --------------------------------------------------------------------------------------
+
+_CASE_PROPERTY = "bp_xp_case"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Enable JAX's float64 for the session, so the float64 rows run on JAX too."""
+    if importlib.util.find_spec("jax") is not None:
         import jax
-    except ImportError:
+
+        jax.config.update("jax_enable_x64", True)
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """One line per matrix case: its backend and device, and whether it runs here or why not."""
+    required = _required()
+    lines = ["bp_xp test matrix (bp_xp.testing.CASES):"]
+    width = max(len(case.id) for case in CASES)
+    for case in CASES:
+        found = _resolve(case)
+        if isinstance(found, str):
+            verdict = ("FAILS, required by BP_XP_REQUIRE: " if case.family in required
+                       else "skipped: ") + found.split(" Installed here:")[0]
+        else:
+            verdict = f"runs on {found}"
+        lines.append(f"  {case.id:<{width}}  {verdict}")
+    return lines
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tag each matrix test with its case id (reports carry it, also from xdist workers)."""
+    for item in items:
+        callspec = getattr(item, "callspec", None)
+        case = callspec.params.get("xb_case") if callspec is not None else None
+        if isinstance(case, Case):
+            item.user_properties.append((_CASE_PROPERTY, case.id))
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """How many matrix tests passed, failed and were skipped, per case."""
+    counts: dict[str, collections.Counter[str]] = {}
+    for outcome in ("passed", "failed", "error", "skipped", "xfailed", "xpassed"):
+        for report in terminalreporter.stats.get(outcome, []):
+            case_id = dict(getattr(report, "user_properties", ())).get(_CASE_PROPERTY)
+            if case_id is not None:
+                counts.setdefault(case_id, collections.Counter())[outcome] += 1
+    if not counts:
         return
-    jax.config.update("jax_enable_x64", True)
-
-
-_enable_jax_x64()
+    terminalreporter.section("bp_xp matrix: tests per backend case")
+    width = max(len(case.id) for case in CASES)
+    for case in CASES:
+        if case.id in counts:
+            tally = ", ".join(f"{n} {outcome}" for outcome, n in counts[case.id].items())
+            terminalreporter.write_line(f"{case.id:<{width}}  {tally}")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize ``xb_case`` (and ``dtype``) over :data:`CASES`."""
     if "xb_case" not in metafunc.fixturenames:
         return
     if "dtype" in metafunc.fixturenames:
@@ -176,18 +269,10 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         metafunc.parametrize("xb_case", [pytest.param(c, id=c.id) for c in CASES])
 
 
-_RESOLVED: dict[str, Backend | str] = {}
-
-
 @pytest.fixture
 def xb(xb_case: Case) -> XB:
     """The backend under test; see :mod:`bp_xp.testing`."""
-    if xb_case.spec not in _RESOLVED:
-        try:
-            _RESOLVED[xb_case.spec] = resolve_backend(xb_case.spec)
-        except BackendUnavailableError as exc:
-            _RESOLVED[xb_case.spec] = str(exc)
-    found = _RESOLVED[xb_case.spec]
+    found = _resolve(xb_case)
     if isinstance(found, str):
         if xb_case.family in _required():
             pytest.fail(f"{xb_case.id} is required by BP_XP_REQUIRE but unavailable: {found}")

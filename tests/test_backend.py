@@ -1,5 +1,7 @@
 """Backend and device choice: names, errors, moving data, and the matrix's own rules."""
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -128,3 +130,234 @@ def test_readonly_numpy_case_really_is_read_only():
     arr = XB(case, bp_xp.resolve_backend(case.spec)).asarray(np.zeros(3), "float32")
     with pytest.raises(ValueError, match="read-only"):
         arr[0] = 1.0
+
+
+# --------------------------------------------------------------------------------------
+# bp_xp.backends: one file per backend, copies out, clear errors (issues 9 and 10)
+# --------------------------------------------------------------------------------------
+
+
+def test_to_numpy_is_a_copy_that_never_shares_memory(xb):
+    original = np.arange(6.0).reshape(2, 3)
+    arr = xb.asarray(original, "float32")
+    host = bp_xp.to_numpy(arr)
+    host[...] = -1.0  # writeable, and writing into it must not reach arr
+    np.testing.assert_array_equal(bp_xp.to_numpy(arr), original)
+    assert not np.shares_memory(bp_xp.to_numpy(arr), bp_xp.to_numpy(arr))
+
+
+def test_to_numpy_of_a_networks_parameter_cannot_change_the_network(xb):
+    net = bp_xp.TwoLayerNet(3, 4, 2, backend=xb.backend, dtype="float32", seed=0)
+    before = {key: bp_xp.to_numpy(value) for key, value in net.params.items()}
+    for value in net.params.values():
+        bp_xp.to_numpy(value)[...] = 123.0
+    for key, value in net.params.items():
+        np.testing.assert_array_equal(bp_xp.to_numpy(value), before[key])
+
+
+def test_backend_of_and_module_of_name_the_cases_backend(xb):
+    arr = xb.asarray([1.0, 2.0], "float32")
+    assert bp_xp.backends.module_of(arr).NAME == xb.backend.name
+    assert str(bp_xp.backend_of(arr)) == str(xb.backend)
+    assert bp_xp.resolve_backend(str(xb.backend)).device == xb.device  # the string round trips
+
+
+def test_synchronize_waits_and_never_computes_a_lazy_graph(xb):
+    arr = xb.xp.sum(xb.asarray(np.arange(4.0), "float32") * 2)
+    computes = []
+    if xb.case.family == "dask":
+        from dask.callbacks import Callback
+
+        with Callback(start=lambda dsk: computes.append(1)):
+            assert xb.backend.synchronize(arr) is None
+            assert xb.backend.synchronize() is None
+    else:
+        assert xb.backend.synchronize(arr) is None
+        assert xb.backend.synchronize() is None
+    assert computes == []
+    assert float(bp_xp.to_numpy(arr)) == 12.0
+
+
+def test_mixed_backends_suggest_the_first_operands_backend(xb):
+    """With two arrays, the first (the network's own) says where to move the other."""
+    own = xb.asarray([1.0, 2.0], "float32")
+    other_spec = "array_api_strict:device1" if xb.case.family != "array_api_strict" else "numpy"
+    other = bp_xp.to_device([1.0, 2.0], other_spec, dtype="float32")
+    with pytest.raises(BackendMismatchError) as info:
+        bp_xp.namespace_of(own, other, names=("W", "x"))
+    message = str(info.value)
+    assert f"bp_xp.to_device(x, {str(xb.backend)!r})" in message
+    assert "torch:cuda:0" not in message or str(xb.backend) == "torch:cuda:0"
+
+
+def test_mixed_devices_suggest_the_first_operands_device():
+    own = bp_xp.to_device([1.0], "array_api_strict:device1")
+    other = bp_xp.to_device([1.0], "array_api_strict")
+    with pytest.raises(BackendMismatchError,
+                       match=r"W is on .*device1.*x is on .*CPU_DEVICE.*"
+                             r"bp_xp.to_device\(x, 'array_api_strict:device1'\)"):
+        bp_xp.namespace_of(own, other, names=("W", "x"))
+
+
+@pytest.mark.parametrize(("typo", "meant"), [("troch", "torch"), ("numpi", "numpy"),
+                                             ("jaxx", "jax"), ("array_api_strikt", "array_api_strict"),
+                                             ("pytorc", "torch")])
+def test_a_typo_in_a_backend_name_gets_did_you_mean(typo, meant):
+    with pytest.raises(BackendUnavailableError, match=f"unknown backend '{typo}:cpu'; did you mean '{meant}'\\?"):
+        bp_xp.resolve_backend(f"{typo}:cpu")
+
+
+def test_a_name_like_no_backend_gets_no_guess():
+    with pytest.raises(BackendUnavailableError) as info:
+        bp_xp.resolve_backend("tensorflow")
+    assert "did you mean" not in str(info.value)
+
+
+def _accepted_float_forms(case) -> list[tuple[object, str]]:
+    forms: list[tuple[object, str]] = [("float32", "float32"), (np.float32, "float32"),
+                                       (np.dtype("float32"), "float32"), ("f4", "float32")]
+    if case.float64:
+        forms += [("float64", "float64"), (float, "float64"), (np.float64, "float64"),
+                  (np.dtype("float64"), "float64")]
+    try:
+        import torch
+    except ImportError:
+        pass
+    else:
+        forms.append((torch.float32, "float32"))
+    return forms
+
+
+def test_float_dtype_accepts_every_spelling_of_a_float(xb):
+    for given, name in _accepted_float_forms(xb.case):
+        assert xb.backend.float_dtype(given) == xb.dtype(name), given
+        assert bp_xp.backends.float_dtype(xb.backend, given) == xb.dtype(name)
+
+
+@pytest.mark.parametrize("given", ["int32", np.int32, bool, np.bool_, "complex64", np.complex128,
+                                   int, "uint8", "bogus"])
+def test_float_dtype_refuses_what_is_not_a_float_naming_it_and_the_choices(xb, given):
+    with pytest.raises(bp_xp.backends.DTypeError) as info:
+        xb.backend.float_dtype(given)
+    message = str(info.value)
+    assert isinstance(info.value, TypeError) and isinstance(info.value, bp_xp.BackendError)
+    assert (repr(given) if not isinstance(given, str) else f"'{given}'") in message
+    choices = message.split("must be one of ")[1].split(" on ")[0]
+    assert choices == ("float32, float64" if xb.case.float64 else "float32")
+
+
+def test_float64_on_a_device_without_it_names_the_float_dtypes_it_has():
+    backend = bp_xp.resolve_backend("array_api_strict:no_float64")
+    with pytest.raises(BackendUnavailableError,
+                       match=r"<class 'float'> \(float64\) is not available on "
+                             r"array_api_strict:no_float64; its float dtypes are float32"):
+        backend.float_dtype(float)
+
+
+def test_one_dtype_name_for_every_spelling():
+    from bp_xp.backends import dtype_name
+
+    strict = pytest.importorskip("array_api_strict")
+    torch = pytest.importorskip("torch")
+    jnp = pytest.importorskip("jax.numpy")
+    for given in ("float32", " float32", "f4", np.float32, np.dtype("float32"), torch.float32,
+                  strict.float32, jnp.float32, jnp.zeros(1, dtype=jnp.float32).dtype):
+        assert dtype_name(given) == "float32", given
+    assert [dtype_name(d) for d in (float, "float", np.float64, torch.float64)] == ["float64"] * 4
+    assert dtype_name(torch.int32) == "int32" and dtype_name(bool) == "bool"
+
+
+def test_errors_print_as_bp_xp_names():
+    import traceback
+
+    for cls in (bp_xp.BackendError, BackendUnavailableError, BackendMismatchError,
+                bp_xp.backends.DTypeError):
+        assert cls.__module__ == "bp_xp"
+    try:
+        bp_xp.resolve_backend("numpy:cuda")
+    except BackendUnavailableError as exc:
+        last = traceback.format_exception_only(type(exc), exc)[-1]
+    assert last.startswith("bp_xp.BackendUnavailableError: backend 'numpy' has only")
+
+
+def test_install_hints_name_one_command_that_works_from_a_checkout():
+    from bp_xp.backends._util import require
+
+    with pytest.raises(BackendUnavailableError,
+                       match=r'install it from a bp_xp checkout with: pip install -e "\.\[torch\]"'):
+        require("bp_xp_no_such_module", "torch", "torch")
+    for name in bp_xp.BACKEND_NAMES:
+        extra = bp_xp.backends.resolve_backend.__globals__["_MODULES"][name].EXTRA
+        assert extra in ("numpy", "test") or extra == name
+
+
+def test_every_backend_file_has_the_whole_contract():
+    required = ("NAME", "ALIASES", "MODULE", "NAMESPACE", "EXTRA", "is_array", "is_namespace",
+                "parse_device", "format_device", "devices", "dtypes", "from_host", "to_host",
+                "synchronize")
+    for name in bp_xp.BACKEND_NAMES:
+        module = __import__(f"bp_xp.backends.{name}", fromlist=["NAME"])
+        missing = [attr for attr in required if not hasattr(module, attr)]
+        assert not missing, f"bp_xp/backends/{name}.py lacks {missing}"
+        assert module.NAME == name
+    from bp_xp.testing import CASES
+
+    assert {case.family for case in CASES} == set(bp_xp.BACKEND_NAMES)
+
+
+def test_the_backends_table_fits_in_100_columns(capsys):
+    from bp_xp.cli import main
+
+    assert main(["backends"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in lines) <= 100
+    starts = [line.split()[0] for line in lines[1:] if not line[:1].isspace()]
+    assert starts == list(bp_xp.BACKEND_NAMES)
+
+
+def test_assert_close_still_fails_on_a_wrong_value(xb, dtype):
+    rtol, atol = bp_xp.testing.TOLERANCES[dtype]
+    expected = np.array([1.0, -2.0, 3.0])
+    actual = xb.asarray(expected, dtype)
+    xb.assert_close(actual, expected * (1 + rtol / 10), dtype)
+    with pytest.raises(AssertionError):
+        xb.assert_close(actual, expected * (1 + rtol * 10), dtype)
+    with pytest.raises(AssertionError, match="shape"):
+        xb.assert_close(actual, expected[:2], dtype)
+    xb.assert_equal(actual, expected, dtype)
+    with pytest.raises(AssertionError):
+        xb.assert_equal(actual, expected + 1, dtype)
+
+
+def test_the_plugin_reports_the_matrix_in_the_header_and_the_summary(pytester):
+    pytester.makeconftest('pytest_plugins = ["bp_xp.testing"]')
+    pytester.makepyfile("def test_any(xb):\n    assert xb.xp is not None\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-k", "numpy or cupy or strict")
+    out = result.stdout.str()
+    result.stdout.fnmatch_lines(["bp_xp test matrix*", "  numpy * runs on numpy",
+                                 "  strict_device1 * runs on array_api_strict:device1"])
+    result.stdout.fnmatch_lines(["*bp_xp matrix: tests per backend case*", "numpy * 1 passed",
+                                 "numpy_readonly * 1 passed", "strict_no_float64 * 1 passed"])
+    if "cupy" not in bp_xp.available_backends():
+        result.stdout.fnmatch_lines(["  cupy * skipped: *cupy*", "cupy * 1 skipped"])
+    assert "torch_cpu  " not in out.split("tests per backend case")[-1]  # deselected: not counted
+
+
+def test_importing_the_plugin_leaves_jax_alone_until_the_session_starts(pytester):
+    pytest.importorskip("jax")
+    code = ("import bp_xp.testing, jax\n"
+            "assert not jax.config.jax_enable_x64, 'x64 switched on at import'\n")
+    result = pytester.run(sys.executable, "-c", code)
+    assert result.ret == 0, result.stderr.str()
+
+
+def test_mixed_backends_suggest_where_most_arrays_are():
+    W = bp_xp.to_device([[1.0]], "array_api_strict:device1")
+    b = bp_xp.to_device([1.0], "array_api_strict:device1")
+    x = np.ones((1, 1))
+    with pytest.raises(BackendMismatchError, match=r"bp_xp.to_device\(x, 'array_api_strict:device1'\)"):
+        bp_xp.namespace_of(x, W, b, names=("x", "W", "b"))
+    with pytest.raises(BackendMismatchError, match=r"bp_xp.to_device\(x, 'array_api_strict:device1'\)"):
+        bp_xp.namespace_of(W, x, names=("W", "x"))
+    with pytest.raises(BackendMismatchError, match=r"bp_xp.to_device\(array, 'numpy'\)"):
+        bp_xp.namespace_of(x, W)

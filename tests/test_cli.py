@@ -26,7 +26,8 @@ def mnist_5k():
 def test_backends_lists_numpy_as_available(capsys):
     assert main(["backends"]) == 0
     out = capsys.readouterr().out
-    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]}
+    rows = {line.split()[0]: line.split() for line in out.splitlines()[1:]
+            if not line[:1].isspace()}  # indented lines continue a wrapped row
     assert set(rows) == set(bp_xp.BACKEND_NAMES)
     assert rows["numpy"][1] == "yes" and rows["numpy"][2] == np.__version__
     for name in bp_xp.available_backends():
@@ -149,3 +150,70 @@ def test_missing_or_unknown_command_is_a_usage_error(capsys):
             main(argv)
         assert exit_info.value.code == 2
     assert "backends" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------------------
+# Nothing lost: save before plotting, save on Ctrl-C, never save NaNs
+# --------------------------------------------------------------------------------------
+
+
+def test_a_failing_plot_does_not_cost_the_checkpoint(tmp_path, capsys, mnist_5k, monkeypatch):
+    from bp_xp import checkpoint, train
+
+    def broken_plot(history, path):
+        raise OSError(f"{path}: the plotting backend failed (simulated)")
+
+    monkeypatch.setattr(train, "plot", broken_plot)
+    path = tmp_path / "net.npz"
+    status = main(["train", "--iters", "5", "--hidden", "8", "--no-progress",
+                   "--save", str(path), "--plot", str(tmp_path / "c.png")])
+    assert status == 2 and "simulated" in capsys.readouterr().err
+    net, optimizer = checkpoint.load(path)
+    assert optimizer.step_count == 5
+
+
+def test_ctrl_c_with_save_keeps_the_state_reached(tmp_path, capsys, mnist_5k, monkeypatch):
+    from bp_xp import checkpoint
+    from bp_xp.train import Trainer
+
+    real_step = Trainer.train_step
+
+    def interrupted_step(self):
+        if self.iteration == 7:
+            raise KeyboardInterrupt
+        return real_step(self)
+
+    monkeypatch.setattr(Trainer, "train_step", interrupted_step)
+    path = tmp_path / "net.npz"
+    status = main(["train", "--iters", "50", "--hidden", "8", "--no-progress", "--save", str(path)])
+    err = capsys.readouterr().err
+    assert status == 130
+    assert "interrupted at step 7" in err and str(path) in err
+    net, optimizer = checkpoint.load(path)
+    assert optimizer.step_count == 7
+    assert checkpoint.read_metadata(path)["user"]["interrupted"] is True
+
+
+def test_a_nan_loss_stops_training_and_saves_nothing(tmp_path, capsys, mnist_5k):
+    path = tmp_path / "net.npz"
+    status = main(["train", "--iters", "40", "--hidden", "8", "--lr", "1e30", "--no-progress",
+                   "--save", str(path)])
+    err = capsys.readouterr().err
+    assert status == 2
+    assert re.search(r"the loss became (nan|inf) at step \d+", err), err
+    assert "Lower the learning rate" in err and "nothing was saved" in err
+    assert not path.exists()
+
+
+def test_a_negative_seed_names_the_flag(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["train", "--seed", "-1"])
+    assert exit_.value.code == 2
+    assert "argument --seed: must be an integer >= 0" in capsys.readouterr().err
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0
+    assert capsys.readouterr().out.strip() == f"bp-xp {bp_xp.__version__}"

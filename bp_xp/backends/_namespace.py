@@ -39,9 +39,9 @@ def namespace_of(*arrays: Any, names: Sequence[str] | None = None) -> ModuleType
     Parameters
     ----------
     *arrays
-        Arrays (Python scalars and ``None`` are ignored). Pass the one that is where it
-        should be first (the network's own parameter): an error suggests moving the
-        others to its backend and device.
+        Arrays (Python scalars and ``None`` are ignored). An error suggests moving an
+        array to where most of the others are, or, on a tie, to where the first is: pass
+        the network's own array first.
     names : sequence of str, optional
         Names of ``arrays`` for the error message (``("W", "x")``).
 
@@ -135,15 +135,25 @@ def _check_same_device(arrays: Sequence[Any], names: Sequence[str] | None) -> No
 
 
 def _suggest(labelled: Sequence[tuple[str, Any]], names: Sequence[str] | None) -> str:
-    """``bp_xp.to_device(x, 'numpy')``: move the second operand to where the first one is."""
+    """``bp_xp.to_device(x, 'numpy')``: move an odd one out to where the others are.
+
+    The target is where most of the arrays are (``W`` and ``b`` against one ``x``); on a
+    tie, where the first one is, so callers name the network's own array first.
+    """
     from . import backend_of
 
-    other = labelled[1][0] if names and len(labelled) > 1 else "array"
-    try:
-        target = str(backend_of(labelled[0][1]))
-    except BackendError:
-        return f"bp_xp.to_device({other}, backend, device)"
-    return f"bp_xp.to_device({other}, {target!r})"
+    places: list[str | None] = []
+    for _, array in labelled:
+        try:
+            places.append(str(backend_of(array)))
+        except BackendError:
+            places.append(None)
+    known = [p for p in places if p is not None]
+    if not known:
+        return "bp_xp.to_device(array, backend, device)"
+    target = max(known, key=lambda p: (known.count(p), -places.index(p)))
+    other = next(label for (label, _), place in zip(labelled, places) if place != target)
+    return f"bp_xp.to_device({other if names else 'array'}, {target!r})"
 
 
 def _describe(x: Any) -> str:
