@@ -194,6 +194,7 @@ def test_ctrl_c_with_save_keeps_the_state_reached(tmp_path, capsys, mnist_5k, mo
     assert checkpoint.read_metadata(path)["user"]["interrupted"] is True
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # NumPy's own overflow warnings on the way
 def test_a_nan_loss_stops_training_and_saves_nothing(tmp_path, capsys, mnist_5k):
     path = tmp_path / "net.npz"
     status = main(["train", "--iters", "40", "--hidden", "8", "--lr", "1e30", "--no-progress",
