@@ -28,8 +28,10 @@ from ._backend import (
     to_numpy,
 )
 from .compile import CompiledStep, compile_step
+from .convnet import SimpleConvNet
 from .gradient import gradient_check, numerical_gradient, relative_error
 from .layers import AddLayer, Affine, Layer, LossLayer, MulLayer, Relu, Sigmoid, SoftmaxWithLoss
+from .layers import BatchNormalization, Convolution, Dropout, Pooling
 from .nets import MultiLayerNet, TwoLayerNet
 from .params import Params
 from .sequential import Sequential
@@ -43,6 +45,9 @@ __all__ = [
     "BACKEND_NAMES",
     "AddLayer",
     "Affine",
+    "BatchNormalization",
+    "Convolution",
+    "Dropout",
     "Backend",
     "Layer",
     "LossLayer",
@@ -53,9 +58,11 @@ __all__ = [
     "MulLayer",
     "MultiLayerNet",
     "Params",
+    "Pooling",
     "Relu",
     "Sigmoid",
     "Sequential",
+    "SimpleConvNet",
     "SoftmaxWithLoss",
     "TwoLayerNet",
     "available_backends",

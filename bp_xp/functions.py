@@ -14,9 +14,13 @@ from typing import Any
 from array_api_compat import device as _device
 
 from ._backend import namespace_of
+from ._im2col import col2im, conv_output_size, im2col
 
 __all__ = [
+    "col2im",
+    "conv_output_size",
     "cross_entropy_error",
+    "im2col",
     "log_softmax",
     "one_hot",
     "relu",

@@ -16,21 +16,28 @@ Every layer follows the protocol of :class:`bp_xp.Layer` (``params``, ``grads``,
   ``PowLayer``);
 * :mod:`.activations` - ``Relu``, ``Sigmoid``;
 * :mod:`.affine` - ``Affine``;
-* :mod:`.loss` - ``SoftmaxWithLoss``.
+* :mod:`.loss` - ``SoftmaxWithLoss``;
+* :mod:`.regularization` - ``Dropout``, ``BatchNormalization`` (chapter 6);
+* :mod:`.conv` - ``Convolution``, ``Pooling`` (chapter 7).
 """
 
 from .activations import Relu, Sigmoid
 from .affine import Affine
 from .base import Layer, LossLayer, accepts_keyword, layer_class, registered_layers
+from .conv import Convolution, Pooling
 from .loss import SoftmaxWithLoss
 from .nodes import AddLayer, DivLayer, MatMulLayer, MaxLayer, MulLayer, SubLayer
 from .unary import ExpLayer, LogLayer, PowLayer, ReciprocalLayer
+from .regularization import BatchNormalization, Dropout
 
 __all__ = [
     "AddLayer",
     "Affine",
     "DivLayer",
     "ExpLayer",
+    "BatchNormalization",
+    "Convolution",
+    "Dropout",
     "Layer",
     "LogLayer",
     "LossLayer",
@@ -39,6 +46,7 @@ __all__ = [
     "MulLayer",
     "PowLayer",
     "ReciprocalLayer",
+    "Pooling",
     "Relu",
     "Sigmoid",
     "SoftmaxWithLoss",

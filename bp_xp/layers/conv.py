@@ -1,0 +1,208 @@
+"""Convolution and max pooling (the book's chapter 7), by ``im2col`` on every backend."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._backend import namespace_of
+from array_api_compat import device as _device
+
+from .._im2col import col2im, crop_image, fold, im2col, output_hw, pad_image, windows
+from ._checks import check_shape, require_forward
+from .affine import Affine
+from .base import Layer
+
+__all__ = ["Convolution", "Pooling"]
+
+Array = Any
+
+
+class Convolution(Layer):
+    """2-D convolution ``out[n, f] = sum_c x[n, c] * W[f, c] + b[f]`` (cross-correlation).
+
+    As in the book, the input is unrolled by :func:`bp_xp.functions.im2col`, so that the
+    convolution is one matrix product ``col @ col_W + b``, and ``backward`` folds the
+    input's gradient back with :func:`bp_xp.functions.col2im`. The layer owns
+    ``params = {"W": W, "b": b}``; ``W``, ``b``, ``dW`` and ``db`` are the book's names
+    for them.
+
+    Parameters
+    ----------
+    W : array, shape (FN, C, FH, FW)
+        ``FN`` filters over ``C`` channels.
+    b : array, shape (FN,)
+    stride, pad : int
+        ``(H + 2 pad - FH)`` and ``(W + 2 pad - FW)`` must be multiples of ``stride``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bp_xp.layers import Convolution
+    >>> conv = Convolution(np.ones((2, 1, 3, 3)), np.zeros(2), pad=1)
+    >>> conv.forward(np.ones((1, 1, 4, 4)))[0, 0]  # how many pixels each window sees
+    array([[4., 6., 6., 4.],
+           [6., 9., 9., 6.],
+           [6., 9., 9., 6.],
+           [4., 6., 6., 4.]])
+    >>> conv.backward(np.ones((1, 2, 4, 4))).shape, conv.dW.shape, conv.db.shape
+    ((1, 1, 4, 4), (2, 1, 3, 3), (2,))
+    """
+
+    def __init__(self, W: Array, b: Array, stride: int = 1, pad: int = 0) -> None:
+        namespace_of(W, b, names=("W", "b"))
+        if W.ndim != 4 or b.shape != (W.shape[0],):
+            raise ValueError(
+                f"Convolution needs W of shape (FN, C, FH, FW) and b of shape (FN,), got W "
+                f"{tuple(W.shape)} and b {tuple(b.shape)}"
+            )
+        if W.dtype != b.dtype:
+            raise TypeError(f"Convolution needs W and b of one dtype, got {W.dtype} and {b.dtype}")
+        for name, value, low in (("stride", stride, 1), ("pad", pad, 0)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"Convolution: {name} must be an integer >= {low}, got {value!r}")
+        self.params["W"] = W
+        self.params["b"] = b
+        self.stride = stride
+        self.pad = pad
+        self.x_shape: tuple[int, ...] | None = None
+        self.out_hw: tuple[int, int] | None = None
+        self.col: Array | None = None
+        self.col_W: Array | None = None
+
+    def config(self) -> dict[str, Any]:
+        return {"stride": self.stride, "pad": self.pad}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], params: dict[str, Array],
+                    state: dict[str, Array]) -> Convolution:
+        if sorted(params) != ["W", "b"] or state:
+            raise ValueError(f"Convolution is rebuilt from params W and b, got params "
+                             f"{sorted(params)} and state {sorted(state)}")
+        return cls(params["W"], params["b"], **config)
+
+    # The book's attribute names, as views of the one owner of each array (Affine's).
+    W = Affine.W
+    b = Affine.b
+    dW = Affine.dW
+    db = Affine.db
+
+    def forward(self, x: Array) -> Array:
+        W, b = self.params["W"], self.params["b"]
+        xp = namespace_of(x, W, b, names=("x", "W", "b"))
+        FN, C, FH, FW = W.shape
+        if x.ndim != 4 or x.shape[1] != C:
+            raise ValueError(
+                f"Convolution: x must be an image batch (N, {C}, H, W) for W of shape "
+                f"{tuple(W.shape)} ({C} channels), got x of shape {tuple(x.shape)}"
+            )
+        out_h, out_w = output_hw("Convolution", tuple(x.shape), FH, FW, self.stride, self.pad)
+        N = x.shape[0]
+        col = im2col(x, FH, FW, self.stride, self.pad)
+        col_W = xp.reshape(W, (FN, C * FH * FW)).T
+        out = col @ col_W + b
+        self.x_shape = tuple(x.shape)
+        self.out_hw = (out_h, out_w)
+        self.col = col
+        self.col_W = col_W
+        return xp.permute_dims(xp.reshape(out, (N, out_h, out_w, FN)), (0, 3, 1, 2))
+
+    def backward(self, dout: Array, *, need_dx: bool = True) -> Array | None:
+        """Set ``grads`` (``dW``, ``db``); return ``dx`` of ``x``'s shape.
+
+        ``need_dx=False`` skips ``col2im`` and returns ``None``: networks pass it to
+        their first layer, whose input gradient nobody uses.
+        """
+        col = self.col
+        require_forward(self, col)
+        W = self.params["W"]
+        xp = namespace_of(dout, W, names=("dout", "W"))
+        FN, C, FH, FW = W.shape
+        check_shape("Convolution", "dout", dout, (self.x_shape[0], FN, *self.out_hw))
+        dout = xp.reshape(xp.permute_dims(dout, (0, 2, 3, 1)), (col.shape[0], FN))
+        self.grads["b"] = xp.sum(dout, axis=0)
+        self.grads["W"] = xp.reshape(dout.T @ col, (FN, C, FH, FW))
+        if not need_dx:
+            return None
+        dcol = dout @ self.col_W.T
+        return col2im(dcol, self.x_shape, FH, FW, self.stride, self.pad)
+
+
+class Pooling(Layer):
+    """Max pooling over ``pool_h x pool_w`` windows, channel by channel.
+
+    The book unrolls the windows with ``im2col`` and takes ``max`` and ``argmax`` along
+    each row. This layer computes the same thing without building that matrix: it takes
+    the element-wise maximum of the window's strided slices (one per offset in the
+    window) and remembers, per output pixel, which offset won: the first one, as
+    ``argmax`` does on ties. ``backward`` sends each gradient to that one pixel.
+    Padding adds zeros, as the book's ``im2col`` does (PyTorch pads max pooling with
+    ``-inf``: the two differ only where a padded window holds only negative values).
+
+    Parameters
+    ----------
+    pool_h, pool_w : int
+    stride : int
+        2 by default, as in the book's repository.
+    pad : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bp_xp.layers import Pooling
+    >>> pool = Pooling(2, 2)
+    >>> x = np.arange(16.0).reshape(1, 1, 4, 4)
+    >>> pool.forward(x)
+    array([[[[ 5.,  7.],
+             [13., 15.]]]])
+    >>> pool.backward(np.ones((1, 1, 2, 2)))[0, 0]
+    array([[0., 0., 0., 0.],
+           [0., 1., 0., 1.],
+           [0., 0., 0., 0.],
+           [0., 1., 0., 1.]])
+    """
+
+    def __init__(self, pool_h: int, pool_w: int, stride: int = 2, pad: int = 0) -> None:
+        for name, value, low in (("pool_h", pool_h, 1), ("pool_w", pool_w, 1),
+                                 ("stride", stride, 1), ("pad", pad, 0)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"Pooling: {name} must be an integer >= {low}, got {value!r}")
+        self.pool_h = pool_h
+        self.pool_w = pool_w
+        self.stride = stride
+        self.pad = pad
+        self.x_shape: tuple[int, ...] | None = None
+        self.arg_max: Array | None = None
+
+    def config(self) -> dict[str, Any]:
+        return {"pool_h": self.pool_h, "pool_w": self.pool_w, "stride": self.stride,
+                "pad": self.pad}
+
+    def forward(self, x: Array) -> Array:
+        xp = namespace_of(x)
+        shape = tuple(x.shape)
+        out_h, out_w = output_hw("Pooling", shape, self.pool_h, self.pool_w, self.stride,
+                                  self.pad)
+        pieces = windows(pad_image(xp, x, self.pad), self.pool_h, self.pool_w, self.stride,
+                         out_h, out_w)
+        out = pieces[0]
+        arg_max = xp.zeros(out.shape, dtype=xp.int32, device=_device(x))
+        for k, piece in enumerate(pieces[1:], start=1):
+            wins = piece > out  # strictly greater: the first maximum wins, as in argmax
+            out = xp.where(wins, piece, out)
+            arg_max = xp.where(wins, xp.asarray(k, dtype=xp.int32, device=_device(x)), arg_max)
+        self.x_shape = shape
+        self.arg_max = arg_max
+        return out
+
+    def backward(self, dout: Array) -> Array:
+        arg_max = self.arg_max
+        require_forward(self, arg_max)
+        xp = namespace_of(dout, arg_max, names=("dout", "arg_max"))
+        check_shape("Pooling", "dout", dout, tuple(arg_max.shape))
+        N, C, H, W = self.x_shape
+        zero = xp.zeros((), dtype=dout.dtype, device=_device(dout))
+        pieces = [xp.where(arg_max == k, dout, zero)
+                  for k in range(self.pool_h * self.pool_w)]
+        img = fold(xp, pieces, (N, C, H + 2 * self.pad, W + 2 * self.pad), self.pool_h,
+                   self.pool_w, self.stride)
+        return crop_image(img, self.pad)
