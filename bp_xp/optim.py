@@ -33,10 +33,12 @@ array([0.9, 2.1])
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Mapping, MutableMapping
 from typing import Any, ClassVar
 
-from ._backend import BackendMismatchError, backend_of, namespace_of, resolve_backend
+from ._backend import backend_of, namespace_of, resolve_backend
+from ._checks import check_like
 from .params import Params
 
 __all__ = [
@@ -100,7 +102,9 @@ class Optimizer:
     def _checked_hyperparameters(self, given: Mapping[str, Any]) -> dict[str, float]:
         checked = {}
         for key, value in given.items():
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
+            # numbers.Real takes NumPy scalars too (np.float32(0.1) as well as np.float64);
+            # bool is refused although Python counts it as an int.
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
                 raise TypeError(
                     f"{type(self).__name__}: {key} must be a real number, got {value!r}"
                 )
@@ -259,21 +263,8 @@ class Optimizer:
 
     def _check_like(self, param: Array, other: Array, param_name: str, other_name: str,
                     hint: str = "") -> None:
-        where = f"{type(self).__name__}.update"
-        try:
-            namespace_of(param, other, names=(param_name, other_name))
-        except (BackendMismatchError, TypeError) as exc:
-            raise type(exc)(f"{where}: {exc}{hint}") from exc
-        if tuple(other.shape) != tuple(param.shape):
-            raise ValueError(
-                f"{where}: {other_name} has shape {tuple(other.shape)}, expected the shape "
-                f"{tuple(param.shape)} of {param_name}{hint}"
-            )
-        if other.dtype != param.dtype:
-            raise TypeError(
-                f"{where}: {other_name} has dtype {other.dtype}, expected the dtype "
-                f"{param.dtype} of {param_name}{hint}"
-            )
+        check_like(param, other, where=f"{type(self).__name__}.update", ref_name=param_name,
+                   value_name=other_name, hint=hint)
 
     # -- saving, restoring, moving ------------------------------------------------------
 
@@ -445,26 +436,29 @@ class Momentum(Optimizer):
 
 
 class Nesterov(Momentum):
-    """Nesterov's accelerated gradient exactly as the book's code writes it.
+    """Nesterov's accelerated gradient, as the book's ``common/optimizer.py`` writes it today.
 
-    ``v <- momentum * v - lr * dW``, then
-    ``W <- W + momentum**2 * v - (1 + momentum) * lr * dW``, with the *updated* ``v``.
+    ``W <- W + momentum**2 * v - (1 + momentum) * lr * dW``, with the velocity ``v``
+    from *before* this step, then ``v <- momentum * v - lr * dW``.
 
-    Bengio et al. (arXiv:1212.0901), the reference the book cites, and
-    ``torch.optim.SGD(nesterov=True)`` use the velocity from *before* the update:
-    ``W <- W + momentum * v_new - lr * dW``. The book's step is therefore longer
-    (its first step is ``(1 + m + m**2) * lr * dW`` instead of ``(1 + m) * lr * dW``);
-    per step, ``delta_book = momentum * delta_torch - lr * dW`` on the same gradients.
-    bp_xp keeps the book's rule so that its results match the book's figures.
+    This is the rule of Bengio et al. (arXiv:1212.0901), the reference the book cites,
+    and it equals ``torch.optim.SGD(momentum=momentum, nesterov=True)`` with a constant
+    ``lr`` (torch's buffer is ``-v / lr``). The book's repository fixed its code to this
+    rule in January 2021 (commit 89eadd0, "Fix Nesterov update function"); before that it
+    used the *updated* ``v`` in the parameter step, which made every step longer (the
+    first one ``(1 + m + m**2) * lr * dW``). bp_xp up to 0.1 reproduced that older code.
 
     Examples
     --------
     >>> import numpy as np
     >>> from bp_xp.optim import Nesterov
-    >>> params = {"W": np.array([0.0])}
-    >>> Nesterov(lr=0.1, momentum=0.5).update(params, {"W": np.array([1.0])})
-    >>> params["W"]  # -(1 + 0.5 + 0.25) * 0.1
-    array([-0.175])
+    >>> params, optimizer = {"W": np.array([0.0])}, Nesterov(lr=0.1, momentum=0.5)
+    >>> optimizer.update(params, {"W": np.array([1.0])})
+    >>> params["W"]  # -(1 + 0.5) * 0.1: no velocity yet
+    array([-0.15])
+    >>> optimizer.update(params, {"W": np.array([1.0])})
+    >>> params["W"]  # -0.15 + 0.25 * (-0.1) - 0.15
+    array([-0.325])
     """
 
     name = "nesterov"
@@ -472,8 +466,8 @@ class Nesterov(Momentum):
     def _rule(self, param: Array, grad: Array, state: dict[str, Array],
               step: int) -> tuple[Array, dict[str, Array]]:
         m, lr = self.momentum, self.lr
-        v = m * state["v"] - lr * grad
-        return param + (m * m) * v - ((1.0 + m) * lr) * grad, {"v": v}
+        v = state["v"]
+        return param + (m * m) * v - ((1.0 + m) * lr) * grad, {"v": m * v - lr * grad}
 
 
 class AdaGrad(Optimizer):

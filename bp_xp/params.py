@@ -4,11 +4,13 @@ In the book, ``params['W1']`` and ``Affine.W`` are the same NumPy array and trai
 updates it in place. That aliasing breaks on immutable backends (JAX) and whenever a
 user writes ``params['W1'] = params['W1'] - lr * grad``: the layer would keep the old
 array. Here ``params`` is a view: reading a key reads the layer's own ``params`` entry
-(``affine.params["W"]``, which ``affine.W`` also reads), writing a key replaces it, so the next ``predict`` always sees the new array, and in-place updates
+(``affine.params["W"]``, which ``affine.W`` also reads), writing a key replaces it, so
+the next ``predict`` always sees the new array, and in-place updates
 (``params['W1'] -= ...`` on NumPy, CuPy, torch) keep working too.
 
-A replacement is checked before it is stored, so a wrong update fails loudly and leaves
-the network as it was: same shape, same dtype, same backend and device.
+A replacement is checked before it is stored (by the same function that checks an
+optimizer's gradients), so a wrong update fails loudly and leaves the network as it
+was: an array, of the same shape, dtype, backend and device.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
-from ._backend import BackendMismatchError, namespace_of
+from ._checks import check_like
 
 __all__ = ["Params"]
 
@@ -59,20 +61,9 @@ class Params(MutableMapping):
         old = owner.params[name]
         if value is old:  # the in-place path: `params[k] -= g` hands back the same array
             return
-        try:
-            namespace_of(old, value, names=(f"params[{key!r}]", "the new value"))
-        except (BackendMismatchError, TypeError) as exc:
-            raise type(exc)(f"cannot set params[{key!r}]: {exc}") from exc
-        if tuple(value.shape) != tuple(old.shape):
-            raise ValueError(
-                f"cannot set params[{key!r}]: shape {tuple(value.shape)} differs from the "
-                f"parameter's shape {tuple(old.shape)}"
-            )
-        if value.dtype != old.dtype:
-            raise TypeError(
-                f"cannot set params[{key!r}]: dtype {value.dtype} differs from the parameter's "
-                f"dtype {old.dtype}; cast the update (e.g. a Python float learning rate keeps it)"
-            )
+        check_like(old, value, where=f"cannot set params[{key!r}]", ref_name="the parameter",
+                   value_name="the new value",
+                   dtype_hint="; cast the update (a Python float learning rate keeps the dtype)")
         owner.params[name] = value
 
     def __delitem__(self, key: str) -> None:

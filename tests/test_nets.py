@@ -95,9 +95,11 @@ def test_in_place_updates_still_work_where_the_backend_allows(rng):
 def test_bad_parameter_updates_are_refused_and_change_nothing(rng):
     net = TwoLayerNet(4, 3, 2, backend="numpy", seed=0)
     W1 = net.params["W1"]
-    with pytest.raises(ValueError, match=r"shape \(3, 4\) differs from the parameter's shape \(4, 3\)"):
+    with pytest.raises(ValueError, match=r"the new value has shape \(3, 4\), expected the "
+                                         r"shape \(4, 3\) of the parameter"):
         net.params["W1"] = W1.T.copy()
-    with pytest.raises(TypeError, match="dtype float64 differs from the parameter's dtype float32"):
+    with pytest.raises(TypeError,
+                       match="has dtype float64, expected the dtype float32 of the parameter"):
         net.params["W1"] = W1.astype(np.float64)
     with pytest.raises(BackendMismatchError, match=r"params\['W1'\]"):
         net.params["W1"] = bp_xp.to_device(W1, "array_api_strict")

@@ -46,15 +46,18 @@ def reference_steps(name, hyper, params, grad_steps):
             s = state[k]
             if name == "sgd":
                 p[k] -= hyper["lr"] * g
-            elif name in ("momentum", "nesterov"):
+            elif name == "momentum":
                 v = s.setdefault("v", np.zeros_like(g))
                 v *= hyper["momentum"]
                 v -= hyper["lr"] * g
-                if name == "momentum":
-                    p[k] += v
-                else:
-                    mu = hyper["momentum"]
-                    p[k] += mu * mu * v - (1 + mu) * hyper["lr"] * g
+                p[k] += v
+            elif name == "nesterov":  # the book's common/optimizer.py since January 2021
+                v = s.setdefault("v", np.zeros_like(g))
+                mu = hyper["momentum"]
+                p[k] += mu * mu * v
+                p[k] -= (1 + mu) * hyper["lr"] * g
+                v *= mu
+                v -= hyper["lr"] * g
             elif name == "adagrad":
                 h = s.setdefault("h", np.zeros_like(g))
                 h += g ** 2
@@ -420,13 +423,12 @@ def test_matches_torch_optim_in_float64(rng, name):
     assert all(np.abs(d).max() > 1e-3 for d in moved.values())  # the runs really moved
 
 
-def test_nesterov_equals_torch_after_converting(rng):
-    """The book's Nesterov differs from torch's; both share the velocity, and
-    ``delta_book = momentum * delta_torch - lr * grad`` holds at every step."""
+def test_nesterov_equals_torch_sgd_with_nesterov_true(rng):
+    """The book's current Nesterov is torch's, step for step, velocity and all."""
     torch = pytest.importorskip("torch")
     hyper = SETTINGS["nesterov"]
     lr, mu = hyper["lr"], hyper["momentum"]
-    host_params, host_grads = _host_problem(rng, "float64", steps=6)
+    host_params, host_grads = _host_problem(rng, "float64", steps=8)
     buffers = []
     torch_history = _run_torch(
         torch, lambda torch, p, h: torch.optim.SGD(p, lr=lr, momentum=mu, nesterov=True),
@@ -435,20 +437,36 @@ def test_nesterov_equals_torch_after_converting(rng):
             {k: opt.state[t]["momentum_buffer"].numpy().copy() for k, t in ts.items()}))
     params = {k: v.copy() for k, v in host_params.items()}
     optimizer = Nesterov(**hyper)
-    book_before, torch_before = dict(host_params), dict(host_params)
-    for grads, torch_after, buffer in zip(host_grads, torch_history, buffers):
+    for grads, want, buffer in zip(host_grads, torch_history, buffers):
         optimizer.update(params, grads)
         velocity = optimizer.state_dict()["state"]["v"]
         for key in params:
+            np.testing.assert_allclose(params[key], want[key], rtol=1e-10, atol=1e-12)
             np.testing.assert_allclose(velocity[key], -lr * buffer[key], rtol=1e-10, atol=1e-12)
-            book_delta = params[key] - book_before[key]
-            torch_delta = torch_after[key] - torch_before[key]
-            np.testing.assert_allclose(book_delta, mu * torch_delta - lr * grads[key],
-                                       rtol=1e-10, atol=1e-12)
-        book_before, torch_before = dict(params), torch_after
-    # ...and the two rules really differ: the first book step is (1 + mu + mu**2) lr g.
+    # The first step has no velocity yet: (1 + mu) lr g, not the pre-2021 (1 + mu + mu**2) lr g.
     one = {k: v.copy() for k, v in host_params.items()}
     Nesterov(**hyper).update(one, host_grads[0])
-    np.testing.assert_allclose(one["W"] - host_params["W"],
-                               -(1 + mu + mu * mu) * lr * host_grads[0]["W"], rtol=1e-12)
-    assert not np.allclose(one["W"], torch_history[0]["W"])
+    np.testing.assert_allclose(one["W"] - host_params["W"], -(1 + mu) * lr * host_grads[0]["W"],
+                               rtol=1e-12)
+    assert np.abs(params["W"] - host_params["W"]).max() > 1e-3  # the run really moved
+
+
+@pytest.mark.parametrize("lr", [np.float32(0.1), np.float64(0.1), np.int64(1), 0.1, 1])
+def test_numpy_scalars_are_accepted_as_hyperparameters(lr):
+    optimizer = SGD(lr=lr)
+    assert type(optimizer.lr) is float and optimizer.lr == float(lr)
+    params = {"W": np.array([1.0], dtype=np.float32)}
+    optimizer.update(params, {"W": np.array([1.0], dtype=np.float32)})
+    assert params["W"].dtype == np.float32  # a Python float keeps the parameter's dtype
+    np.testing.assert_allclose(params["W"], [1.0 - float(lr)], rtol=1e-6)
+
+
+@pytest.mark.parametrize("lr", [np.float32("nan"), np.float32("inf"), np.float32(-0.1),
+                                np.float64(0.0)])
+def test_bad_numpy_scalar_hyperparameters_are_refused(lr):
+    with pytest.raises(ValueError, match=r"SGD: lr must lie in \(0.0, inf\)"):
+        SGD(lr=lr)
+    with pytest.raises(ValueError, match="Momentum: momentum must lie in"):
+        Momentum(momentum=np.float32(1.5))
+    with pytest.raises(TypeError, match="lr must be a real number"):
+        SGD(lr=np.True_)

@@ -1,0 +1,71 @@
+"""Argument checks shared across bp_xp: one wording for "this array must be like that one".
+
+``Params.__setitem__`` (a user replacing a parameter) and ``Optimizer.update`` (a
+gradient or state array against its parameter) ask the same question: is ``value`` an
+array of the reference's backend, device, shape and dtype? They used to answer it with
+two copies of the same code; :func:`check_like` is the one answer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .backends import BackendMismatchError, dtype_name, namespace_of
+
+__all__ = ["check_like", "describe_array", "require_array"]
+
+Array = Any
+
+
+def describe_array(x: Array) -> str:
+    """``"float32 array of shape (4, 3)"``: what an array-shaped argument must look like."""
+    return f"{dtype_name(x.dtype)} array of shape {tuple(x.shape)}"
+
+
+def require_array(value: Any, where: str, name: str, expected: str) -> None:
+    """Raise ``TypeError`` naming ``expected`` when ``value`` is not an array.
+
+    Python numbers, lists and ``None`` reach layer code through ordinary mistakes
+    (``net.loss(x, 3)``, ``params["W1"] = 1.0``); without this they fail later with an
+    ``AttributeError`` about ``.shape`` that names neither the argument nor the fix.
+    """
+    if not (hasattr(value, "shape") and hasattr(value, "dtype") and hasattr(value, "ndim")):
+        got = type(value).__name__ if type(value).__module__ == "builtins" else (
+            f"{type(value).__module__}.{type(value).__qualname__}")
+        raise TypeError(f"{where}: {name} must be {expected}, got {got} {value!r:.60}")
+
+
+def check_like(reference: Array, value: Any, *, where: str, ref_name: str, value_name: str,
+               hint: str = "", dtype_hint: str = "") -> None:
+    """Refuse ``value`` unless it is an array on ``reference``'s backend and device, with
+    its shape and dtype.
+
+    Errors start with ``where`` and name both arrays: ``TypeError`` for a non-array or a
+    dtype, :class:`bp_xp.BackendMismatchError` for another backend or device,
+    ``ValueError`` for a shape. ``hint`` ends every message; ``dtype_hint`` only the
+    dtype one.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> check_like(np.zeros(2), np.zeros(3), where="update", ref_name="W", value_name="dW")
+    Traceback (most recent call last):
+    ...
+    ValueError: update: dW has shape (3,), expected the shape (2,) of W
+    """
+    require_array(value, where, value_name,
+                  f"an array like {ref_name} ({describe_array(reference)})" + hint)
+    try:
+        namespace_of(reference, value, names=(ref_name, value_name))
+    except (BackendMismatchError, TypeError) as exc:
+        raise type(exc)(f"{where}: {exc}{hint}") from exc
+    if tuple(value.shape) != tuple(reference.shape):
+        raise ValueError(
+            f"{where}: {value_name} has shape {tuple(value.shape)}, expected the shape "
+            f"{tuple(reference.shape)} of {ref_name}{hint}"
+        )
+    if value.dtype != reference.dtype:
+        raise TypeError(
+            f"{where}: {value_name} has dtype {dtype_name(value.dtype)}, expected the dtype "
+            f"{dtype_name(reference.dtype)} of {ref_name}{dtype_hint}{hint}"
+        )
