@@ -16,8 +16,10 @@ from typing import Any
 
 import numpy as np  # host-side only: the seeded generator for initial weights
 
-from ._backend import Backend, resolve_backend
-from .layers import Affine, Layer, Relu, Sigmoid, SoftmaxWithLoss
+from array_api_compat import device as _device
+
+from ._backend import Backend, namespace_of, resolve_backend
+from .layers import Affine, BatchNormalization, Dropout, Layer, Relu, Sigmoid, SoftmaxWithLoss
 from .sequential import Sequential
 
 __all__ = ["MultiLayerNet", "TwoLayerNet"]
@@ -121,6 +123,16 @@ class MultiLayerNet(_FullyConnected):
         Xavier (``sqrt(1 / fan_in)``) for sigmoid.
     weight_decay_lambda : float
         L2 penalty ``0.5 * lambda * sum(W ** 2)`` added to the loss (and its gradient).
+    use_dropout : bool
+        A :class:`~bp_xp.layers.Dropout` after every hidden activation (the book's
+        ``MultiLayerNetExtend``); its masks are seeded from ``seed``.
+    dropout_ration : float
+        The book's spelling of the dropout ratio (0.5); ``dropout_ratio=`` (keyword)
+        is accepted too, not both.
+    use_batchnorm : bool
+        A :class:`~bp_xp.layers.BatchNormalization` between every hidden Affine and its
+        activation, with ``gamma{k}`` (ones) and ``beta{k}`` (zeros) in ``params``.
+    dropout_ratio : float, keyword-only
     backend : str, module or Backend
         Where the parameters live, as in :class:`TwoLayerNet`.
     device : optional
@@ -140,15 +152,52 @@ class MultiLayerNet(_FullyConnected):
 
     def __init__(self, input_size: int, hidden_size_list: Sequence[int], output_size: int,
                  activation: str = "relu", weight_init_std: Any = "relu",
-                 weight_decay_lambda: float = 0.0, *, backend: Any = "numpy", device: Any = None,
+                 weight_decay_lambda: float = 0.0, use_dropout: bool = False,
+                 dropout_ration: float = 0.5, use_batchnorm: bool = False, *,
+                 dropout_ratio: float | None = None, backend: Any = "numpy", device: Any = None,
                  dtype: Any = "float32", seed: int | None = None) -> None:
         self._sizes = (input_size, *hidden_size_list, output_size)
         _check_sizes(self._sizes)
         target = resolve_backend(backend, device)
-        layers = _fully_connected(self._sizes, weight_init_std, activation,
-                                  np.random.default_rng(seed), target, target.dtype(dtype))
+        rng = np.random.default_rng(seed)
+        layers = _fully_connected(self._sizes, weight_init_std, activation, rng, target,
+                                  target.dtype(dtype))
+        if use_dropout or use_batchnorm:
+            layers = _with_chapter6_layers(layers, use_dropout,
+                                           _dropout_ratio(dropout_ration, dropout_ratio),
+                                           use_batchnorm, rng)
         super().__init__(layers, SoftmaxWithLoss(), weight_decay_lambda=weight_decay_lambda,
                          backend=target)
+
+
+def _dropout_ratio(ration: float, ratio: float | None) -> float:
+    if ratio is not None and ration != 0.5 and ratio != ration:
+        raise ValueError(f"give dropout_ration (the book's spelling) or dropout_ratio, not both "
+                         f"(got {ration!r} and {ratio!r})")
+    return ration if ratio is None else ratio
+
+
+def _with_chapter6_layers(layers: dict[str, Layer], use_dropout: bool, ratio: float,
+                          use_batchnorm: bool, rng: np.random.Generator) -> dict[str, Layer]:
+    """The book's ``MultiLayerNetExtend`` order: Affine, BatchNorm, activation, Dropout."""
+    out: dict[str, Layer] = {}
+    names = list(layers)
+    for name in names:
+        layer = layers[name]
+        out[name] = layer
+        index = name.rstrip("0123456789")
+        index = name[len(index):]  # "Relu2" -> "2": the new layers share their neighbour's number
+        hidden = isinstance(layer, Affine) and name != names[-1]
+        if hidden and use_batchnorm:
+            W = layer.params["W"]
+            xp = namespace_of(W)
+            width = (W.shape[1],)
+            out[f"BatchNorm{index}"] = BatchNormalization(
+                xp.ones(width, dtype=W.dtype, device=_device(W)),
+                xp.zeros(width, dtype=W.dtype, device=_device(W)))
+        if not isinstance(layer, Affine) and use_dropout:
+            out[f"Dropout{index}"] = Dropout(ratio, seed=int(rng.integers(2**63)))
+    return out
 
 
 def _init_scale(std: Any, fan_in: int, activation: str) -> float:

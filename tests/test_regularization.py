@@ -139,3 +139,87 @@ def test_bad_arguments_name_what_was_wrong():
     bn.forward(np.ones((3, 4)))
     with pytest.raises(ValueError, match=r"forward output's shape \(3, 4\), got \(3, 5\)"):
         bn.backward(np.ones((3, 5)))
+
+
+# -- MultiLayerNet's chapter-6 options (the book's MultiLayerNetExtend) --------------------
+
+
+def test_multilayer_net_extend_layers_and_names():
+    from bp_xp import MultiLayerNet
+
+    net = MultiLayerNet(6, [5, 4], 3, use_dropout=True, dropout_ration=0.2, use_batchnorm=True,
+                        seed=0)
+    assert list(net.layers) == ["Affine1", "BatchNorm1", "Relu1", "Dropout1", "Affine2",
+                                "BatchNorm2", "Relu2", "Dropout2", "Affine3"]
+    assert list(net.params) == ["W1", "b1", "gamma1", "beta1", "W2", "b2", "gamma2", "beta2",
+                                "W3", "b3"]
+    assert net.layers["Dropout1"].dropout_ratio == pytest.approx(0.2)
+    np.testing.assert_array_equal(net.params["gamma2"], np.ones(4, dtype=np.float32))
+    same = MultiLayerNet(6, [5, 4], 3, use_dropout=True, dropout_ratio=0.2, seed=0)
+    assert same.layers["Dropout1"].dropout_ratio == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="dropout_ration .* or dropout_ratio, not both"):
+        MultiLayerNet(6, [5], 3, use_dropout=True, dropout_ration=0.3, dropout_ratio=0.2)
+    plain = MultiLayerNet(6, [5, 4], 3, seed=0)  # the options change no weight
+    np.testing.assert_array_equal(plain.params["W2"], net.params["W2"])
+
+
+@pytest.mark.filterwarnings("ignore:numerical_gradient. f did not change:RuntimeWarning")
+def test_multilayer_net_with_batchnorm_passes_gradient_check(xb, rng):
+    import bp_xp
+
+    net = bp_xp.MultiLayerNet(5, [4, 3], 3, use_batchnorm=True, weight_init_std=0.5,
+                              backend=xb.backend, seed=1)
+    x = xb.asarray(rng.standard_normal((6, 5)), "float32")
+    t = xb.asarray(rng.integers(0, 3, size=6), "int64")
+    if not xb.case.float64:
+        with pytest.warns(RuntimeWarning, match="no float64"):
+            bp_xp.gradient_check(net, x, t)
+        return
+    errors = bp_xp.gradient_check(net, x, t)
+    assert sorted(errors) == sorted(net.params)
+    # A bias right before batch normalisation is cancelled by the mean: its true gradient
+    # is 0, which the numerical one gives exactly and backprop up to rounding.
+    grads = net.to(dtype="float64").gradient(xb.xp.astype(x, xb.dtype("float64")), t)
+    for key in ("b1", "b2"):
+        assert np.max(np.abs(xb.to_numpy(grads[key]))) < 1e-12
+    others = {k: v for k, v in errors.items() if k not in ("b1", "b2")}
+    assert max(others.values()) < 1e-7, errors
+
+
+def test_dropout_net_same_seed_same_training_loss_on_every_backend(xb, rng):
+    from bp_xp import MultiLayerNet
+
+    hx, ht = rng.standard_normal((8, 5)), rng.integers(0, 3, size=8)
+
+    def losses(backend, x, t):
+        net = MultiLayerNet(5, [6, 6], 3, use_dropout=True, backend=backend, seed=4)
+        return [float(net.loss(x, t, train_flg=True)) for _ in range(3)]
+
+    host = losses("numpy", hx.astype(np.float32), ht)
+    assert len(set(host)) == 3  # a new mask per step
+    got = losses(xb.backend, xb.asarray(hx, "float32"), xb.asarray(ht, "int64"))
+    np.testing.assert_allclose(got, host, rtol=1e-5)
+
+
+def test_running_statistics_survive_to_and_checkpoints(xb, tmp_path, rng):
+    from bp_xp import MultiLayerNet
+    from bp_xp.checkpoint import load, save
+
+    net = MultiLayerNet(5, [4], 3, use_batchnorm=True, use_dropout=True, seed=2)
+    x = rng.standard_normal((10, 5)).astype(np.float32)
+    net.loss(x, np.zeros(10, dtype=np.int64), train_flg=True)  # moves the running statistics
+    mean = np.asarray(net.layers["BatchNorm1"].running_mean)
+    assert np.any(mean != 0)
+    moved = net.to(xb.backend)
+    xb.assert_on_backend(moved.layers["BatchNorm1"].running_mean, "float32")
+    np.testing.assert_array_equal(xb.to_numpy(moved.layers["BatchNorm1"].running_mean), mean)
+    np.testing.assert_allclose(xb.to_numpy(moved.predict(xb.asarray(x, "float32"))),
+                               net.predict(x), rtol=1e-5, atol=1e-6)
+    path = tmp_path / "bn.npz"
+    save(path, net)
+    loaded, _ = load(path)
+    assert list(loaded.layers) == list(net.layers)
+    np.testing.assert_array_equal(loaded.layers["BatchNorm1"].running_var,
+                                  net.layers["BatchNorm1"].running_var)
+    np.testing.assert_array_equal(loaded.predict(x), net.predict(x))
+    assert loaded.layers["Dropout1"].dropout_ratio == net.layers["Dropout1"].dropout_ratio
