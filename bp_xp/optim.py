@@ -39,6 +39,7 @@ from typing import Any, ClassVar
 
 from ._backend import backend_of, namespace_of, resolve_backend
 from ._checks import check_like
+from ._fastpath import subtract_scaled
 from .params import Params
 
 __all__ = [
@@ -400,7 +401,7 @@ class SGD(Optimizer):
 
     def _rule(self, param: Array, grad: Array, state: dict[str, Array],
               step: int) -> tuple[Array, dict[str, Array]]:
-        return param - self.lr * grad, state
+        return subtract_scaled(param, grad, self.lr), state
 
 
 class Momentum(Optimizer):
