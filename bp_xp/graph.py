@@ -212,6 +212,7 @@ class Graph:
         self._consumed: set[int] = set()
         self._latest: dict[int, Node] = {}  # id(layer) -> its latest forward call
         self._douts: dict[Node, Any] = {}
+        self._outputs: dict[Node, Any] = {}  # each call's output as it was when made
         self._names: dict[int, str] = {}
         self._keep: list[Any] = []  # holds every object whose id is a key above
         for label, value in (names or {}).items():
@@ -248,6 +249,7 @@ class Graph:
         self._ops.append(node)
         self._in_edges[node] = edges
         self._produced[id(out)] = node
+        self._outputs[node] = _snapshot(out)
         node.value = out
         self._latest[id(layer)] = node
 
@@ -292,7 +294,7 @@ class Graph:
                 continue
             sink = Node(f"o{node.id[1:]}", "output", self._names.get(id(node.value), ""),
                         value=node.value)
-            edges.append(Edge(node, sink, 0, _snapshot(node.value), self._douts.get(node),
+            edges.append(Edge(node, sink, 0, self._outputs[node], self._douts.get(node),
                               value=node.value))
         return edges
 

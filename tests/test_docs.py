@@ -37,7 +37,8 @@ from bp_xp.testing import CASES
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 #: Pages whose code is run. Other pages (performance.md...) belong to their authors' tests.
-PAGES = ("index.md", "getting-started.md", "tutorial.md", "backends.md", "porting.md", "testing.md")
+PAGES = ("index.md", "getting-started.md", "tutorial.md", "graph.md", "backends.md", "porting.md",
+         "testing.md")
 #: Fence languages allowed on those pages: pycon runs; shell, text and file blocks do not.
 NOT_PYTHON = {"bash", "console", "text", "toml", "ini"}
 TESTING_PAGE = "testing.md"
