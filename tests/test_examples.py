@@ -38,7 +38,6 @@ def test_gradient_check_example(backend):
 
 def test_train_dask_example_learns_on_a_local_cluster():
     pytest.importorskip("dask.distributed")
-    pytest.importorskip("mlxtend")
     out = _run("train_dask.py", "--workers", "2", "--chunks", "2", "--iters", "60",
                "--log-every", "30", "--lr", "0.5")
     losses = [float(line.split("loss")[1]) for line in out.splitlines() if line.startswith("iter")]
