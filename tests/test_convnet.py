@@ -107,8 +107,10 @@ def test_trainer_and_cli_accept_the_convnet(tmp_path, capsys):
     assert type(loaded) is SimpleConvNet
 
 
-#: Wall-clock limit of the training test on 2 CPU cores (see docs/convnet.md).
-TRAIN_SECONDS = 150
+#: Limit of the training test in CPU seconds of this process (2 cores x 2 minutes); CPU
+#: time, not wall-clock, so that other work on a shared machine does not fail the test.
+#: Measured numbers: docs/convnet.md.
+TRAIN_CPU_SECONDS = 240
 
 
 @pytest.mark.slow
@@ -123,8 +125,9 @@ def test_trains_to_095_on_the_offline_digits():
     trainer = Trainer(net, x, t, xt, tt, epochs=5, batch_size=100, optimizer="adam",
                       optimizer_params={"lr": 0.003}, seed=0, evaluate_every=200,
                       progress=False)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     history = trainer.train()
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
+    print(f"test acc {history['test_acc'][-1]:.4f} in {elapsed:.1f} s wall, {cpu:.1f} s CPU")
     assert history["test_acc"][-1] >= 0.95, history["test_acc"]
-    assert elapsed < TRAIN_SECONDS, elapsed
+    assert cpu < TRAIN_CPU_SECONDS, (elapsed, cpu)
