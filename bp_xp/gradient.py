@@ -16,7 +16,8 @@ from typing import Any
 
 import numpy as np  # host-side only: the private copy that is perturbed, and error norms
 
-from ._backend import BackendUnavailableError, backend_of, to_numpy
+from ._backend import BackendUnavailableError, backend_of, dtype_name, namespace_of, to_numpy
+from ._checks import require_array
 
 __all__ = ["gradient_check", "numerical_gradient", "relative_error"]
 
@@ -33,7 +34,9 @@ def numerical_gradient(f: Callable[[Array], Any], x: Array, h: float = 1e-4) -> 
         scalar (Python number or 0-d array). It must *use* its argument: the book's
         ``lambda W: net.loss(x, t)`` relies on in-place aliasing and gives zeros here;
         use ``net.numerical_gradient(x, t)`` for a network.
-    x : array
+    x : array of a real floating dtype
+        An integer ``x`` is refused (``TypeError``): ``x + h`` cannot be represented,
+        and the result would be garbage, not a gradient. Cast it first.
     h : float
 
     Returns
@@ -49,6 +52,12 @@ def numerical_gradient(f: Callable[[Array], Any], x: Array, h: float = 1e-4) -> 
     array([6., 8.])
     """
     backend = backend_of(x)
+    if not backend.xp.isdtype(x.dtype, "real floating"):
+        raise TypeError(
+            f"numerical_gradient: x has dtype {dtype_name(x.dtype)}; central differences need "
+            f"a real floating dtype (x + h with h={h!r} is not representable), e.g. "
+            f"xp.astype(x, xp.float64)"
+        )
     point = np.array(to_numpy(x), dtype=np.float64, copy=True)
     grad = np.zeros_like(point)
     for idx in np.ndindex(point.shape):
@@ -100,6 +109,7 @@ def gradient_check(net: Any, x: Array, t: Array, h: float = 1e-5) -> dict[str, f
         (:class:`bp_xp.TwoLayerNet`, :class:`bp_xp.MultiLayerNet`).
     x, t : arrays on the net's backend
         Keep the batch and the net small: this evaluates the loss twice per parameter.
+        Arrays of another backend or device raise :class:`bp_xp.BackendMismatchError`.
 
     Returns
     -------
@@ -115,6 +125,12 @@ def gradient_check(net: Any, x: Array, t: Array, h: float = 1e-5) -> dict[str, f
     >>> max(errors.values()) < 1e-7
     True
     """
+    for name, value in (("x", x), ("t", t)):
+        require_array(value, "gradient_check", name, f"an array on the network's backend "
+                      f"({net.backend})")
+    first = next(iter(net.params.values()), None)
+    if first is not None:  # mixed backends fail here, naming both, not deep inside net.to
+        namespace_of(first, x, t, names=("the network's parameters", "x", "t"))
     try:
         checked = net.to(dtype="float64")
         dtype = checked.dtype

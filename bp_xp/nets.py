@@ -104,7 +104,7 @@ class TwoLayerNet(_FullyConnected):
         _check_sizes(self._sizes)
         target = resolve_backend(backend, device)
         layers = _fully_connected(self._sizes, weight_init_std, "relu",
-                                  np.random.default_rng(seed), target, target.dtype(dtype))
+                                  np.random.default_rng(seed), target, target.float_dtype(dtype))
         super().__init__(layers, SoftmaxWithLoss(), backend=target)
 
 
@@ -161,7 +161,7 @@ class MultiLayerNet(_FullyConnected):
         target = resolve_backend(backend, device)
         rng = np.random.default_rng(seed)
         layers = _fully_connected(self._sizes, weight_init_std, activation, rng, target,
-                                  target.dtype(dtype))
+                                  target.float_dtype(dtype))
         if use_dropout or use_batchnorm:
             layers = _with_chapter6_layers(layers, use_dropout,
                                            _dropout_ratio(dropout_ration, dropout_ratio),
@@ -208,7 +208,10 @@ def _init_scale(std: Any, fan_in: int, activation: str) -> float:
         if kind in ("sigmoid", "xavier"):
             return math.sqrt(1.0 / fan_in)
         raise ValueError(f"weight_init_std must be a number or one of relu/he/sigmoid/xavier, got {std!r}")
-    return float(std)
+    scale = float(std)
+    if not (math.isfinite(scale) and scale >= 0):  # NaN or inf would fill the weights with it
+        raise ValueError(f"weight_init_std must be a finite number >= 0, got {std!r}")
+    return scale
 
 
 def _check_sizes(sizes: Sequence[int]) -> None:

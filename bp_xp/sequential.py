@@ -19,6 +19,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from ._backend import Backend, backend_of, namespace_of, resolve_backend
+from ._checks import require_array
+from .debug import check_labels
 from .gradient import numerical_gradient
 from .layers.base import Layer, LossLayer, accepts_keyword, layer_class
 from .layers.loss import SoftmaxWithLoss
@@ -154,27 +156,40 @@ class Sequential:
     def accuracy(self, x: Array, t: Array, batch_size: int | None = None) -> Array:
         """Fraction of correct predictions, as a 0-d array (``float(...)`` for a number).
 
-        ``t`` holds integer labels of shape ``(N,)`` or one-hot rows ``(N, C)``.
-        ``batch_size`` predicts in batches of that many samples (the book's
-        ``SimpleConvNet.accuracy``), summing the hits on the device.
+        ``t`` holds integer labels of shape ``(N,)`` or one-hot rows ``(N, C)`` with the
+        network's ``C`` classes. A label outside ``[0, C)`` never matches, so it counts as
+        a wrong prediction (with :func:`bp_xp.debug.checking` it raises
+        :class:`bp_xp.LabelError`). ``batch_size`` predicts in batches of that many
+        samples (the book's ``SimpleConvNet.accuracy``), summing the hits on the device.
         """
+        require_array(t, "accuracy", "t", "an array of integer labels (N,) or one-hot rows (N, C)")
         xp = namespace_of(x, t, names=("x", "t"))
         n = x.shape[0]
         if t.ndim not in (1, 2) or t.shape[0] != n:
             raise ValueError(f"accuracy: t must be labels of shape ({n},) or one-hot rows of "
                              f"shape ({n}, classes) for x of shape {tuple(x.shape)}, got t of "
                              f"shape {tuple(t.shape)}")
-        if t.ndim == 2:
-            t = xp.argmax(t, axis=1)
+        rows = t if t.ndim == 2 else None
+        if rows is not None:
+            t = xp.argmax(rows, axis=1)
+        elif not xp.isdtype(t.dtype, "integral"):
+            raise TypeError(f"accuracy: labels of shape ({n},) must have an integer dtype, got "
+                            f"{_dtype_name(t.dtype)}; pass one-hot rows of shape ({n}, classes) "
+                            "for float targets")
+        if n == 0:
+            raise ValueError("accuracy of an empty batch is undefined (x has 0 samples)")
         step = n if batch_size is None else int(batch_size)
         if step < 1:
             raise ValueError(f"accuracy: batch_size must be at least 1, got {batch_size!r}")
         hits = None
         for start in range(0, n, step):
-            y = self.predict(x[start:start + step, ...], train_flg=False)
+            stop = min(start + step, n)  # array_api_strict refuses out-of-bounds stops
+            y = self.predict(x[start:stop, ...], train_flg=False)
             if y.ndim != 2:
                 raise ValueError(f"accuracy needs scores of shape (N, classes), got {tuple(y.shape)}")
-            count = xp.sum(xp.astype(xp.argmax(y, axis=1) == t[start:start + step], y.dtype))
+            if hits is None:  # first batch: the number of classes is known now
+                _check_targets(rows, t, y.shape[1])
+            count = xp.sum(xp.astype(xp.argmax(y, axis=1) == t[start:stop], y.dtype))
             hits = count if hits is None else hits + count
         if hits is None:
             raise ValueError("accuracy of an empty batch is undefined (x has 0 samples)")
@@ -376,6 +391,15 @@ def _param_slots(layers: dict[str, Layer]) -> dict[str, tuple[Layer, str]]:
                 )
             slots[key] = (layer, name)
     return slots
+
+
+def _check_targets(rows: Array | None, labels: Array, classes: int) -> None:
+    """``accuracy``'s check of one-hot rows (their width) or labels (debug range check)."""
+    if rows is None:
+        check_labels(labels, classes, "accuracy")
+    elif rows.shape[1] != classes:
+        raise ValueError(f"accuracy: one-hot rows have {rows.shape[1]} columns but the network "
+                         f"predicts {classes} classes")
 
 
 def _dtype_name(dtype: Any) -> str:

@@ -10,7 +10,14 @@ SCALARS = (bool, int, float, complex)
 
 
 def check_shape(layer: str, name: str, x: Array, expected: tuple[int, ...]) -> None:
-    """Raise ``ValueError`` naming the layer when ``x`` (a backward input) has the wrong shape."""
+    """Raise ``ValueError`` naming the layer when ``x`` (a backward input) has the wrong shape,
+    ``TypeError`` when it is not an array at all (``Relu.backward(1.0)`` after an array forward).
+    """
+    if not hasattr(x, "shape"):
+        raise TypeError(
+            f"{layer}.backward: {name} must be an array of the forward output's shape "
+            f"{tuple(expected)} (forward was given an array), got {type(x).__name__} {x!r:.40}"
+        )
     if tuple(x.shape) != tuple(expected):
         raise ValueError(
             f"{layer}.backward: {name} must have the forward output's shape {tuple(expected)}, "

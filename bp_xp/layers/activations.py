@@ -64,7 +64,7 @@ class Relu(Layer):
             dout, xp = upstream("Relu", dout, mask, (), ())
             return to_input(dout * (not mask), mask, xp)
         xp = namespace_of(dout, mask, names=("dout", "mask"))
-        if dout.shape != mask.shape:
+        if getattr(dout, "shape", None) != mask.shape:  # also a Python number: TypeError
             check_shape("Relu", "dout", dout, mask.shape)
         return zero_where(mask, dout, xp)
 

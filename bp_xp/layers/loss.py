@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from .._backend import namespace_of
-from ..functions import _label_hits, _nll_with_hits
+from .._checks import require_array
+from ..functions import LABELS_EXPECTED, _label_hits, _nll_with_hits
 from ._checks import SCALARS, require_forward
 from .base import LossLayer
 
@@ -15,12 +16,17 @@ Array = Any
 
 
 class SoftmaxWithLoss(LossLayer):
-    """Softmax followed by the cross-entropy loss, with the fused backward ``(y - t) / N``.
+    """Softmax followed by the cross-entropy loss, with the fused backward.
 
     ``forward(x, t)`` returns the mean loss as a 0-d array on ``x``'s device (no
-    device-to-host read; ``float(loss)`` when you want a number). ``t`` is one-hot
-    (``x``'s shape) or integer labels of any integer dtype. The loss is computed from
-    the logits by log-sum-exp, so logits of +-1e3 stay finite.
+    device-to-host read; ``float(loss)`` when you want a number). ``t`` is integer labels
+    of any integer dtype, one-hot rows, or any target rows of ``x``'s shape. The loss is
+    computed from the logits by log-sum-exp, so logits of +-1e3 stay finite.
+
+    ``backward`` is the exact gradient of that loss: ``(y * sum(t, axis=1) - t) / N``,
+    the book's ``(y - t) / N`` whenever target rows sum to 1 (one-hot and integer
+    labels). An integer label outside ``[0, C)`` gives a NaN loss and a NaN gradient row
+    instead of being dropped (the rules are in :mod:`bp_xp.functions`).
 
     Examples
     --------
@@ -31,6 +37,10 @@ class SoftmaxWithLoss(LossLayer):
     0.1269
     >>> layer.backward().round(4)
     array([[-0.1192,  0.1192]])
+    >>> float(layer.forward(np.array([[2.0, 0.0]]), np.array([2])))  # no class 2
+    nan
+    >>> layer.backward()
+    array([[nan, nan]])
     """
 
     def __init__(self) -> None:
@@ -38,8 +48,10 @@ class SoftmaxWithLoss(LossLayer):
         self.y: Array | None = None
         self.t: Array | None = None
         self._hits: Array | None = None  # boolean one-hot of integer labels, reused by backward
+        self._nan_rows: Array | None = None  # (N, 1): 0, or NaN for a label out of range
 
     def forward(self, x: Array, t: Array) -> Array:
+        require_array(t, "SoftmaxWithLoss.forward", "t", LABELS_EXPECTED)
         xp = namespace_of(x, t, names=("x", "t"))
         if x.ndim != 2:
             raise ValueError(f"SoftmaxWithLoss expects logits of shape (N, C), got {tuple(x.shape)}")
@@ -48,11 +60,11 @@ class SoftmaxWithLoss(LossLayer):
         e = xp.exp(shifted)
         total = xp.sum(e, axis=-1, keepdims=True)
         logp = shifted - xp.log(total)
-        hits = _label_hits(xp, logp, t)
+        hits, nan_rows = _label_hits(xp, logp, t, "SoftmaxWithLoss.forward")
         self.y = e / total
         self.t = t
-        self._hits = hits
-        self.loss = _nll_with_hits(xp, logp, t, hits)
+        self._hits, self._nan_rows = hits, nan_rows
+        self.loss = _nll_with_hits(xp, logp, t, hits, nan_rows)
         return self.loss
 
     def backward(self, dout: Any = 1) -> Array:
@@ -64,6 +76,12 @@ class SoftmaxWithLoss(LossLayer):
             if dout.ndim != 0:
                 raise ValueError(f"dout of a scalar loss must be 0-d, got shape {tuple(dout.shape)}")
             dout = xp.astype(dout, y.dtype, copy=False)
+        scale = dout / y.shape[0]
         hits = self._hits
-        target = xp.astype(self.t if hits is None else hits, y.dtype, copy=False)
-        return (y - target) * (dout / y.shape[0])
+        if hits is None:  # target rows: d/dx of -sum(t * log softmax(x)) / N
+            target = xp.astype(self.t, y.dtype, copy=False)
+            mass = xp.sum(target, axis=-1, keepdims=True)
+            return (y * mass - target) * scale
+        if self._nan_rows is not None:
+            scale = self._nan_rows + scale  # (N, 1): NaN rows for labels out of range
+        return (y - xp.astype(hits, y.dtype, copy=False)) * scale
