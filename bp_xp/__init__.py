@@ -29,6 +29,7 @@ from ._backend import (
 )
 from .compile import CompiledStep, compile_step
 from .convnet import SimpleConvNet
+from .debug import LabelError, checking, debug_checks
 from .gradient import gradient_check, numerical_gradient, relative_error
 from .layers import AddLayer, Affine, Layer, LossLayer, MulLayer, Relu, Sigmoid, SoftmaxWithLoss
 from .layers import BatchNormalization, Convolution, Dropout, Pooling
@@ -57,6 +58,7 @@ __all__ = [
     "CompiledStep",
     "MulLayer",
     "MultiLayerNet",
+    "LabelError",
     "Params",
     "Pooling",
     "Relu",
@@ -68,7 +70,9 @@ __all__ = [
     "available_backends",
     "backend_info",
     "backend_of",
+    "checking",
     "compile_step",
+    "debug_checks",
     "functions",
     "gradient_check",
     "layers",

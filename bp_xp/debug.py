@@ -7,8 +7,8 @@ rule instead is that such a row gives a NaN loss and a NaN gradient row (see
 bp_xp also reads the labels back and raises :class:`LabelError` naming the bad value,
 its position and the valid range, before anything is computed.
 
-Turn them on for a whole program with ``debug_checks(True)`` or the environment variable
-``BP_XP_DEBUG_CHECKS=1``, or for a block with ``with checking():``. The setting is a
+Turn them on for a whole program with ``bp_xp.debug_checks(True)`` or the environment
+variable ``BP_XP_DEBUG_CHECKS=1``, or for a block with ``with bp_xp.checking():``. The setting is a
 :class:`contextvars.ContextVar`, so threads and asyncio tasks each see their own.
 Values being traced by ``jax.jit`` cannot be read and are not checked.
 

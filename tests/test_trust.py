@@ -13,7 +13,7 @@ import bp_xp
 import reference as ref
 from bp_xp import BackendMismatchError, TwoLayerNet, numerical_gradient
 from bp_xp import functions as F
-from bp_xp.debug import LabelError, checking, debug_checks
+from bp_xp import LabelError, checking, debug_checks
 from bp_xp.layers import Relu, SoftmaxWithLoss
 
 # (label values, label dtype): each holds one label outside [0, 4)
