@@ -11,9 +11,8 @@ import pytest
 
 import bp_xp
 import reference as ref
-from bp_xp import BackendMismatchError, TwoLayerNet, numerical_gradient
+from bp_xp import BackendMismatchError, LabelError, TwoLayerNet, checking, debug_checks, numerical_gradient
 from bp_xp import functions as F
-from bp_xp import LabelError, checking, debug_checks
 from bp_xp.layers import Relu, SoftmaxWithLoss
 
 # (label values, label dtype): each holds one label outside [0, 4)
