@@ -4,8 +4,9 @@ Run:  python benchmarks/bench_dask.py [--iters 30] [--batch-size 2000]
 
 Prints a Markdown table (the one in docs/dask.md). Each configuration starts a fresh
 LocalCluster of worker processes with one thread each, shards a synthetic MNIST-sized
-dataset, and times `bp_xp.distributed.train_step` (gradient, SGD update, persist) after
-a few warm-up steps; the NumPy row is the same net and step on one process.
+dataset, and times `bp_xp.distributed.train_step` (gradient, SGD update, materialize; it
+returns once the new parameters are computed) after a few warm-up steps; the NumPy row is
+the same net and step on one process.
 """
 
 from __future__ import annotations

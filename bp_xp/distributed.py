@@ -6,13 +6,17 @@ arrays, because Dask is an Array API backend: with a batch chunked along its fir
 ``sum(dout, axis=0)`` contract over the chunked axis, which Dask turns into tree
 reductions across chunks (and so across workers). That *is* data parallelism.
 
-What this module adds is what a lazy backend needs to train well:
+What this module adds is what a lazy backend needs to train well, and to survive the loss
+of a worker:
 
-- :func:`shard` puts a dataset onto the cluster in row chunks, once.
-- :func:`materialize` persists the new parameters (and optimizer state) after an update,
-  so each step's task graph starts from concrete arrays and never grows from step to step.
-- :func:`train_step` is one step (gradient, update, persist) that computes nothing else;
-  its loss stays lazy until you ask for it.
+- :func:`shard` puts a dataset onto the cluster in row chunks, once, in a form the
+  scheduler can rebuild when the worker holding a chunk dies.
+- :func:`materialize` computes the new parameters (and optimizer state) after an update
+  and keeps them on the client, so each step's task graph starts from concrete arrays,
+  never grows from step to step, and never depends on one worker's memory.
+- :func:`train_step` is one step (gradient, update, materialize) that is all or nothing:
+  it completes on the surviving workers, or raises :class:`StepLostError` and leaves the
+  parameters and optimizer state of before the step.
 - :func:`evaluate` computes accuracy over a dataset of any size chunk by chunk.
 
 Chunks may hold NumPy or CuPy arrays (one GPU per worker, as with ``dask-cuda``): the
@@ -26,9 +30,20 @@ from typing import Any
 
 from ._backend import BackendError, to_numpy
 
-__all__ = ["evaluate", "materialize", "shard", "train_step"]
+__all__ = ["StepLostError", "evaluate", "materialize", "shard", "train_step"]
 
 Array = Any
+
+
+class StepLostError(RuntimeError):
+    """A distributed training step could not be completed, and was undone.
+
+    Raised by :func:`train_step` when the cluster lost what the step needed (a worker
+    died holding data that cannot be rebuilt, a task killed its workers too often, the
+    connection dropped). The network's parameters and the optimizer's state are those of
+    before the step, readable and savable; the step can be retried once the cause is
+    gone. The original error is chained as ``__cause__``.
+    """
 
 
 def _dask():
@@ -56,6 +71,16 @@ def shard(x: Any, rows_per_chunk: int | None = None, *, chunks: int | None = Non
         Keep the chunks in the workers' memory (with a ``distributed.Client`` active),
         so that every later step reads them there instead of re-sending them.
 
+    Notes
+    -----
+    Each chunk is a task that *holds its rows* (a private copy), and the scheduler keeps
+    that task while the array is alive. When the worker holding a chunk dies, the
+    scheduler re-runs the task on a surviving worker, so training goes on. The price is a
+    copy of the dataset in the scheduler's memory. (Data scattered with
+    ``client.scatter`` has no such task: it dies with its worker.) For a dataset too large
+    for that, load it with Dask from storage (``da.from_zarr``, ``da.from_npy_stack``):
+    its chunks are rebuilt from the files.
+
     Examples
     --------
     >>> import numpy as np
@@ -76,52 +101,86 @@ def shard(x: Any, rows_per_chunk: int | None = None, *, chunks: int | None = Non
         rows_per_chunk = max(1, math.ceil(n / chunks))
     if rows_per_chunk < 1:
         raise ValueError(f"rows_per_chunk must be >= 1, got {rows_per_chunk}")
-    client = _active_client() if persist else None
-    if client is None:
-        array = da.from_array(host, chunks=(rows_per_chunk, *host.shape[1:]))
-        return array.persist() if persist else array
-    # Scatter the blocks to the workers instead of embedding them in a task graph: the
-    # data crosses the network once, as data, and the graph stays a few bytes per chunk.
-    blocks = [host[i:i + rows_per_chunk] for i in range(0, n, rows_per_chunk)]
-    futures = client.scatter(blocks)
-    pieces = [da.from_delayed(f, shape=b.shape, dtype=b.dtype) for f, b in zip(futures, blocks)]
-    return da.concatenate(pieces, axis=0).persist()
+    # One task per chunk holding its own rows (inline_array): the task, kept by the
+    # scheduler, is what lets it rebuild a chunk lost with its worker.
+    array = da.from_array(host.copy(), chunks=(rows_per_chunk, *host.shape[1:]),
+                          inline_array=True)
+    if not persist:
+        return array
+    # The data is meant to travel in the graph, once: no "large graph" warning for it.
+    with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1 PiB"}):
+        return array.persist()
 
 
-def _active_client() -> Any:
-    try:
-        from distributed import get_client
-    except ImportError:
-        return None
-    try:
-        return get_client()
-    except ValueError:  # no client: Dask's local schedulers will run the graph
-        return None
+def _held(host: Any, like: Array) -> Array:
+    """``host`` as a Dask array chunked like ``like``, its data in the graph itself.
+
+    Such an array depends on no worker: any worker can rebuild it from the graph.
+    """
+    _, da = _dask()
+    return da.from_array(host, chunks=like.chunks, name=False, inline_array=True)
 
 
 def materialize(net: Any, optimizer: Any = None) -> None:
-    """Persist ``net``'s parameters (and ``optimizer``'s state) that are lazy Dask arrays.
+    """Compute ``net``'s lazy Dask parameters (and ``optimizer``'s state), keep them on the client.
 
     After ``params[k] = params[k] - lr * grad`` a Dask parameter is a graph that holds the
-    whole step; persisting computes it (on the workers, with a distributed Client) and
-    replaces it by a one-task array, so the next step's graph does not contain this one.
-    The optimizer's velocities and moments are persisted the same way, through its
-    ``state_dict`` / ``load_state_dict``. On other backends this does nothing.
+    whole step. This computes it (on the workers, with a distributed Client), waits for
+    the result, and replaces the parameter by a one-task array holding the values, so the
+    next step's graph does not contain this one and depends on no worker's memory (a
+    persisted result would live on one worker only, and would be lost with it). The
+    optimizer's velocities and moments are handled the same way, through its
+    ``state_dict`` / ``load_state_dict``.
+
+    Nothing is replaced unless every array was computed: on an error the parameters and
+    state are the lazy arrays they were. On other backends this does nothing.
     """
     dask, da = _dask()
     keys = [k for k in net.params if isinstance(net.params[k], da.Array)]
-    if not keys:
-        return
-    persisted = dask.persist(*(net.params[k] for k in keys))
-    for key, value in zip(keys, persisted):
-        net.params[key] = value
+    state: dict[str, Any] = {"state": {}}
     if optimizer is not None and hasattr(optimizer, "state_dict"):
-        (state,) = dask.persist(optimizer.state_dict())
+        state = optimizer.state_dict()
+    slots = [(slot, key) for slot, arrays in state["state"].items() for key in arrays
+             if isinstance(arrays[key], da.Array)]
+    if not keys and not slots:
+        return
+    lazy = [net.params[k] for k in keys] + [state["state"][s][k] for s, k in slots]
+    values = dask.compute(*lazy)  # blocks until done; raises if the cluster lost the step
+    held = [_held(value, like) for value, like in zip(values, lazy)]
+    for key, value in zip(keys, held[:len(keys)]):
+        net.params[key] = value
+    if slots:
+        for (slot, key), value in zip(slots, held[len(keys):]):
+            state["state"][slot][key] = value
         optimizer.load_state_dict(state)
 
 
+def _lost_step_errors() -> tuple[type[BaseException], ...]:
+    """The errors by which a distributed computation says it lost workers or data."""
+    from concurrent.futures import CancelledError
+
+    errors: list[type[BaseException]] = [CancelledError, OSError, TimeoutError]
+    try:
+        from distributed.scheduler import KilledWorker
+    except ImportError:  # pragma: no cover - dask without distributed
+        pass
+    else:
+        errors.append(KilledWorker)
+    return tuple(errors)
+
+
 def train_step(net: Any, optimizer: Any, x: Array, t: Array) -> Array:
-    """One data-parallel step: gradients over all chunks, update, persist. Returns the loss.
+    """One data-parallel step: gradients over all chunks, update, materialize. Returns the loss.
+
+    All or nothing. The step returns only once the new parameters and optimizer state are
+    computed and held on the client; a worker that dies meanwhile is survived when the
+    scheduler can rerun its tasks elsewhere (chunks made by :func:`shard`, parameters
+    held by :func:`materialize`). When it cannot, the network's parameters and the
+    optimizer's state are put back as they were before the step and
+    :class:`StepLostError` is raised: they can be read, saved, and the step retried.
+    (A book-style optimizer without ``state_dict`` gets its parameters back, not its
+    own state.) Any other error, ``KeyboardInterrupt`` included, also undoes the step
+    and is re-raised.
 
     The returned loss is a lazy 0-d Dask array: nothing but the new parameters is computed
     until you call ``float(loss)`` or ``dask.compute(loss)``, so log it only every few
@@ -129,8 +188,23 @@ def train_step(net: Any, optimizer: Any, x: Array, t: Array) -> Array:
     """
     from .train import train_step as step
 
-    loss = step(net, optimizer, x, t)
-    materialize(net, optimizer)
+    before_params = dict(net.params)
+    before_state = optimizer.state_dict() if hasattr(optimizer, "state_dict") else None
+    try:
+        loss = step(net, optimizer, x, t)
+        materialize(net, optimizer)
+    except BaseException as exc:
+        for key, value in before_params.items():
+            net.params[key] = value
+        if before_state is not None:
+            optimizer.load_state_dict(before_state)
+        if isinstance(exc, _lost_step_errors()):
+            raise StepLostError(
+                f"bp_xp.distributed.train_step: the step was lost ({type(exc).__name__}: "
+                f"{exc}); the parameters and optimizer state are those of before the step, "
+                "so it can be retried once the cluster has workers again"
+            ) from exc
+        raise
     return loss
 
 
