@@ -25,7 +25,7 @@ from typing import Any
 
 from ._backend import BackendMismatchError
 
-__all__ = ["CompiledStep", "compile_step"]
+__all__ = ["CompiledStep", "compile_step", "untraceable_layers"]
 
 Array = Any
 
@@ -161,7 +161,9 @@ def compile_step(network: Any, optimizer: Any, *, donate: bool = True) -> Compil
     caches (``x``, masks, ``grads``) are restored afterwards, so after a compiled step they
     still hold what the last eager call left (call ``network.gradient`` for fresh ``dW``).
     A layer that draws random numbers on the host in ``forward`` (a dropout mask from a
-    NumPy generator) would have its draw frozen into the trace: use the eager step for it.
+    NumPy generator) would have its draw frozen into the trace; such layers say so
+    (``Layer.traceable = False``) and ``compile_step`` refuses them on JAX with a
+    ``ValueError`` (``Trainer(compile="auto")`` then uses the eager step).
 
     Examples
     --------
@@ -183,8 +185,29 @@ def compile_step(network: Any, optimizer: Any, *, donate: bool = True) -> Compil
         raise TypeError(f"compile_step needs a bp_xp.optim optimizer, got "
                         f"{type(optimizer).__name__}")
     if backend.name == "jax":
+        frozen = untraceable_layers(network)
+        if frozen:
+            raise ValueError(
+                f"compile_step: layer(s) {', '.join(frozen)} do host work in every call (e.g. a "
+                "new random mask) that a jax.jit trace would freeze into one replayed value; "
+                "train this network with the eager step (Trainer(compile=False))"
+            )
         return _JaxStep(network, optimizer, donate=bool(donate))
     return CompiledStep(network, optimizer)
+
+
+def untraceable_layers(network: Any) -> list[str]:
+    """Names of the network's layers that must not be traced (``Layer.traceable`` false).
+
+    Examples
+    --------
+    >>> import bp_xp
+    >>> net = bp_xp.MultiLayerNet(4, [5], 3, use_dropout=True, seed=0)
+    >>> bp_xp.compile.untraceable_layers(net)
+    ['Dropout1']
+    """
+    layers = {**network.layers, "loss": network.last_layer}
+    return [name for name, layer in layers.items() if not getattr(layer, "traceable", True)]
 
 
 def _snapshot(layer: Any) -> tuple[dict[str, Any], dict[str, Array], dict[str, Array],

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np  # host-side only: dataset checks and the seeded minibatch order
 
 from ._backend import Backend, BackendUnavailableError, to_numpy
-from .compile import CompiledStep, compile_step
+from .compile import CompiledStep, compile_step, untraceable_layers
 from .data import validate_dataset
 from .optim import get_optimizer
 from .sequential import Sequential
@@ -259,7 +259,9 @@ class Trainer:
         step = self._step_fn
         if step is None or step.network is not self.network or step.optimizer is not self.optimizer:
             wanted = self.compile is True or (
-                self.compile == "auto" and callable(getattr(self.optimizer, "functional_update", None)))
+                self.compile == "auto"
+                and callable(getattr(self.optimizer, "functional_update", None))
+                and not untraceable_layers(self.network))
             # CompiledStep itself is the eager step (loss_and_gradient, then update)
             make = compile_step if wanted else CompiledStep
             step = self._step_fn = make(self.network, self.optimizer)

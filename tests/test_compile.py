@@ -288,3 +288,24 @@ def test_the_trainer_compiles_on_jax_by_default_and_matches_the_eager_run():
 def test_the_trainer_refuses_an_unknown_compile_mode():
     with pytest.raises(TypeError, match="compile must be True, False or 'auto', got 'yes'"):
         _train("numpy", "yes")
+
+
+def test_a_layer_that_draws_on_the_host_is_never_traced(rng):
+    pytest.importorskip("jax")
+    from bp_xp.optim import SGD
+    from bp_xp.train import Trainer
+
+    net = bp_xp.MultiLayerNet(6, [8], 3, use_dropout=True, dropout_ratio=0.5, backend="jax", seed=0)
+    with pytest.raises(ValueError, match="Dropout1 do host work in every call"):
+        bp_xp.compile_step(net, SGD(lr=0.1))
+    x = rng.standard_normal((40, 6)).astype(np.float32)
+    t = rng.integers(0, 3, 40)
+    trainer = Trainer(net, x, t, x, t, iters=3, batch_size=10, seed=0, progress=False,
+                      optimizer=SGD(lr=0.1))  # compile="auto" falls back to the eager step
+    trainer.train()
+    masks = []
+    for _ in range(2):  # eager: a new mask every call, as the book's Dropout draws
+        net.loss_and_gradient(bp_xp.to_device(x[:10], "jax"), bp_xp.to_device(t[:10], "jax"))
+        masks.append(bp_xp.to_numpy(net.layers["Dropout1"].mask))
+    assert trainer._step().kind == "eager"
+    assert not np.array_equal(masks[0], masks[1])

@@ -75,6 +75,11 @@ class Layer:
     #: Registry key of this class in checkpoints: ``"module.QualName"``.
     layer_type: ClassVar[str]
 
+    #: Whether ``forward``/``backward`` may be traced once and replayed (``jax.jit`` in
+    #: :func:`bp_xp.compile_step`). ``False`` for a layer whose calls do host work that a
+    #: trace would freeze, such as drawing a fresh random mask from a NumPy generator.
+    traceable: ClassVar[bool] = True
+
     def __new__(cls, *args: Any, **kwargs: Any) -> Layer:
         layer = super().__new__(cls)
         layer.params = {}

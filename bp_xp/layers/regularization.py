@@ -54,6 +54,9 @@ class Dropout(Layer):
     array([[0.5, 0.5]])
     """
 
+    #: Each training forward draws a new mask on the host; a trace would replay one mask.
+    traceable = False
+
     def __init__(self, dropout_ratio: float = 0.5, *, seed: int | None = None) -> None:
         ratio = float(dropout_ratio)
         if not 0.0 <= ratio < 1.0:
