@@ -361,3 +361,17 @@ def test_mixed_backends_suggest_where_most_arrays_are():
         bp_xp.namespace_of(W, x, names=("W", "x"))
     with pytest.raises(BackendMismatchError, match=r"bp_xp.to_device\(array, 'numpy'\)"):
         bp_xp.namespace_of(x, W)
+
+
+def test_a_jax_tracer_meets_a_concrete_array_without_a_false_device_error():
+    jax = pytest.importorskip("jax")
+    import bp_xp
+
+    constant = jax.numpy.arange(3.0)
+
+    @jax.jit
+    def weighted_sum(x):
+        xp = bp_xp.namespace_of(x, constant, names=("x", "constant"))
+        return xp.sum(x * constant)
+
+    assert float(weighted_sum(jax.numpy.ones(3))) == 3.0

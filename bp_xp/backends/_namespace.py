@@ -122,8 +122,11 @@ def _learn(kind: type, example: Any, xp: ModuleType) -> None:
 
 def _check_same_device(arrays: Sequence[Any], names: Sequence[str] | None) -> None:
     devices = [array_api_compat.device(a) for a in arrays]
-    first = devices[0]
-    for dev in devices[1:]:
+    # A JAX tracer has no device (None) while jax.jit traces: it is placed when the
+    # computation runs, beside its concrete operands, so only known devices are compared.
+    placed = [dev for dev in devices if dev is not None]
+    first = placed[0] if placed else None
+    for dev in placed[1:]:
         if dev != first:
             labels = list(names) if names else [f"argument {i}" for i in range(len(arrays))]
             described = ", ".join(f"{label} is on {d}" for label, d in zip(labels, devices))
