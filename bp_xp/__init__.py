@@ -13,7 +13,7 @@ TwoLayerNet(784-50-10, backend=numpy, dtype=float32)
 from importlib.metadata import PackageNotFoundError, version
 
 from . import functions, layers
-from ._backend import (
+from .backends import (
     BACKEND_NAMES,
     Backend,
     BackendError,
@@ -31,8 +31,20 @@ from .compile import CompiledStep, compile_step
 from .convnet import SimpleConvNet
 from .debug import LabelError, checking, debug_checks
 from .gradient import gradient_check, numerical_gradient, relative_error
-from .layers import AddLayer, Affine, Layer, LossLayer, MulLayer, Relu, Sigmoid, SoftmaxWithLoss
-from .layers import BatchNormalization, Convolution, Dropout, Pooling
+from .layers import (
+    AddLayer,
+    Affine,
+    BatchNormalization,
+    Convolution,
+    Dropout,
+    Layer,
+    LossLayer,
+    MulLayer,
+    Pooling,
+    Relu,
+    Sigmoid,
+    SoftmaxWithLoss,
+)
 from .nets import MultiLayerNet, TwoLayerNet
 from .params import Params
 from .sequential import Sequential

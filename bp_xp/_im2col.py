@@ -24,7 +24,7 @@ from typing import Any
 import array_api_extra as xpx
 from array_api_compat import device as _device
 
-from ._backend import namespace_of
+from .backends import namespace_of
 
 __all__ = ["col2im", "conv_output_size", "im2col"]  # and, for the layers: output_hw, windows, fold
 

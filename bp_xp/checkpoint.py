@@ -39,7 +39,7 @@ from typing import IO, Any
 import numpy as np  # host-side only: the file holds NumPy arrays
 
 from ._atomic import atomic_write
-from ._backend import Backend, BackendUnavailableError, resolve_backend, to_numpy
+from .backends import Backend, resolve_backend, to_numpy
 from .layers import Affine, Relu, Sigmoid, SoftmaxWithLoss
 from .layers.base import Layer
 from .optim import OPTIMIZERS, Optimizer
@@ -57,7 +57,7 @@ _OPTIMIZER = "optimizer/"
 #: The metadata document is small; anything bigger is not ours.
 _MAX_METADATA_BYTES = 16 << 20
 _MAX_MEMBERS = 100_000
-_FLOAT_DTYPES = ("float16", "float32", "float64")
+_FLOAT_DTYPES = ("float32", "float64")
 
 
 class CheckpointError(ValueError):
@@ -247,10 +247,7 @@ def load(path: str | os.PathLike[str], *, backend: Any = None, device: Any = Non
         meta = archive.metadata()
         if dtype is None:
             dtype = meta["dtype"]
-        new_dtype = target.dtype(dtype)
-        if _dtype_name(new_dtype) not in _FLOAT_DTYPES:
-            raise BackendUnavailableError(f"checkpoint.load: dtype must be one of "
-                                          f"{', '.join(_FLOAT_DTYPES)}, got {dtype!r}")
+        new_dtype = target.float_dtype(dtype)
         net = _rebuild_network(archive, meta, target, new_dtype)
         optimizer = None
         if meta["optimizer"] is not None:
@@ -372,8 +369,8 @@ class _Archive:
             raise self.error(f"member {name!r} is not a readable .npy array, the file is "
                              f"corrupt ({type(exc).__name__}: {exc})") from exc
         if dtype.hasobject or fortran and len(shape) > 1:
-            raise self.error(f"member {name!r} holds {'objects' if dtype.hasobject else 'a Fortran-ordered array'}, "
-                             "which bp_xp never writes")
+            held = "objects" if dtype.hasobject else "a Fortran-ordered array"
+            raise self.error(f"member {name!r} holds {held}, which bp_xp never writes")
         expected = math.prod(shape) * dtype.itemsize
         if offset + expected != self._infos[name].file_size:
             raise self.error(f"member {name!r} declares shape {shape} of {dtype} "

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._backend import BackendMismatchError
+from .backends import BackendMismatchError
 
 __all__ = ["CompiledStep", "compile_step", "untraceable_layers"]
 

@@ -12,8 +12,8 @@ from typing import Any
 
 import numpy as np  # host-side only: the seeded generator for initial weights
 
-from ._backend import resolve_backend
 from ._im2col import conv_output_size
+from .backends import resolve_backend
 from .layers import Affine, Convolution, Pooling, Relu, SoftmaxWithLoss
 from .sequential import Sequential
 
@@ -70,7 +70,7 @@ class SimpleConvNet(Sequential):
                  seed: int | None = None) -> None:
         shape = _checked_shape(input_dim, conv_param, hidden_size, output_size)
         target = resolve_backend(backend, device)
-        dt = target.dtype(dtype)
+        dt = target.float_dtype(dtype)
         rng = np.random.default_rng(seed)
         std = float(weight_init_std)
         channels = shape["input_dim"][0]

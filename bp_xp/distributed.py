@@ -28,7 +28,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ._backend import BackendError, to_numpy
+from .backends import BackendError, to_numpy
 
 __all__ = ["StepLostError", "evaluate", "materialize", "shard", "train_step"]
 

@@ -33,9 +33,9 @@ from typing import Any
 
 from array_api_compat import device as _device
 
-from ._backend import DTypeError, dtype_name, namespace_of, zero_where
 from ._checks import require_array
 from ._im2col import col2im, conv_output_size, im2col
+from .backends import DTypeError, dtype_name, namespace_of, zero_where
 from .debug import check_labels
 
 __all__ = [

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np  # host-side only: the private copy that is perturbed, and error norms
 
-from ._backend import BackendUnavailableError, backend_of, dtype_name, namespace_of, to_numpy
 from ._checks import require_array
+from .backends import BackendUnavailableError, backend_of, dtype_name, namespace_of, to_numpy
 
 __all__ = ["gradient_check", "numerical_gradient", "relative_error"]
 

@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ._backend import to_numpy
+from .backends import to_numpy
 
 __all__ = ["Edge", "Graph", "GraphvizUnavailableError", "Node", "record", "recordable"]
 
@@ -62,8 +62,8 @@ def recordable(label: str) -> Callable[[T], T]:
     """Mark a layer class so that :func:`record` captures its ``forward``/``backward`` calls.
 
     ``label`` is what its circle shows (``"×"``, ``"exp"``); a layer whose label depends
-    on its settings gives a ``graph_label`` attribute instead (``PowLayer(2)``: ``**2``). The class is returned
-    unchanged: marking costs nothing when not recording.
+    on its settings gives a ``graph_label`` attribute instead (``PowLayer(2)``: ``**2``).
+    The class is returned unchanged: marking costs nothing when not recording.
 
     Examples
     --------

@@ -15,10 +15,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np  # host-side only: the seeded generator for initial weights
-
 from array_api_compat import device as _device
 
-from ._backend import Backend, namespace_of, resolve_backend
+from .backends import Backend, namespace_of, resolve_backend
 from .layers import Affine, BatchNormalization, Dropout, Layer, Relu, Sigmoid, SoftmaxWithLoss
 from .sequential import Sequential
 

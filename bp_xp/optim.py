@@ -37,9 +37,9 @@ import numbers
 from collections.abc import Mapping, MutableMapping
 from typing import Any, ClassVar
 
-from ._backend import backend_of, namespace_of, resolve_backend
 from ._checks import check_like
 from ._fastpath import subtract_scaled
+from .backends import backend_of, namespace_of, resolve_backend
 from .params import Params
 
 __all__ = [

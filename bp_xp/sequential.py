@@ -18,8 +18,8 @@ import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
-from ._backend import Backend, backend_of, namespace_of, resolve_backend
 from ._checks import require_array
+from .backends import Backend, backend_of, namespace_of, resolve_backend
 from .debug import check_labels
 from .gradient import numerical_gradient
 from .layers.base import Layer, LossLayer, accepts_keyword, layer_class
@@ -308,7 +308,7 @@ class Sequential:
             target = self.backend
         else:
             target = resolve_backend(backend if backend is not None else self.backend.name, device)
-        new_dtype = target.dtype(self.dtype if dtype is None else dtype)
+        new_dtype = target.float_dtype(self.dtype if dtype is None else dtype)
 
         def move(array: Array) -> Array:
             floating = namespace_of(array).isdtype(array.dtype, "real floating")

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np  # host-side only: dataset checks and the seeded minibatch order
 
-from ._backend import Backend, BackendUnavailableError, to_numpy
+from .backends import Backend, BackendUnavailableError, to_numpy
 from .compile import CompiledStep, compile_step, untraceable_layers
 from .data import validate_dataset
 from .optim import get_optimizer

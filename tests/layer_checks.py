@@ -4,7 +4,8 @@ The loop references are the definitions written out index by index, in float64 N
 deliberately unlike bp_xp's vectorised code so that a shared mistake is unlikely.
 """
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -68,7 +69,8 @@ def loop_max_pool(x, ph, pw, stride, pad):
     out = np.zeros((n, c, oh, ow))
     for i in range(oh):
         for j in range(ow):
-            out[:, :, i, j] = xp_[:, :, i * stride:i * stride + ph, j * stride:j * stride + pw].max(axis=(2, 3))
+            window = xp_[:, :, i * stride:i * stride + ph, j * stride:j * stride + pw]
+            out[:, :, i, j] = window.max(axis=(2, 3))
     return out
 
 

@@ -95,7 +95,8 @@ def test_available_backends_always_has_numpy_and_only_working_ones():
 
 def test_dtype_not_on_device_is_a_clear_error():
     backend = bp_xp.resolve_backend("array_api_strict:no_float64")
-    with pytest.raises(BackendUnavailableError, match="'float64' is not available on array_api_strict:no_float64"):
+    with pytest.raises(BackendUnavailableError,
+                       match="'float64' is not available on array_api_strict:no_float64"):
         backend.dtype("float64")
     with pytest.raises(BackendUnavailableError, match="float64"):
         bp_xp.TwoLayerNet(2, 2, 2, backend="array_api_strict:no_float64", dtype="float64")
@@ -203,7 +204,8 @@ def test_mixed_devices_suggest_the_first_operands_device():
                                              ("jaxx", "jax"), ("array_api_strikt", "array_api_strict"),
                                              ("pytorc", "torch")])
 def test_a_typo_in_a_backend_name_gets_did_you_mean(typo, meant):
-    with pytest.raises(BackendUnavailableError, match=f"unknown backend '{typo}:cpu'; did you mean '{meant}'\\?"):
+    with pytest.raises(BackendUnavailableError,
+                       match=f"unknown backend '{typo}:cpu'; did you mean '{meant}'\\?"):
         bp_xp.resolve_backend(f"{typo}:cpu")
 
 

@@ -285,7 +285,7 @@ def _drop(key, where=None):
      "format version 3 \\(by bp_xp 9.0\\); this bp_xp reads up to version 2"),
     (lambda m: m.update(format_version="1"), None, "format_version must be a positive integer"),
     (lambda m: m.update(dtype=3), None, "'dtype' has the wrong type"),
-    (lambda m: m.update(dtype="int32"), None, "'dtype' is 'int32', expected one of float16"),
+    (lambda m: m.update(dtype="int32"), None, "'dtype' is 'int32', expected one of float32, float64"),
     (lambda m: m["network"].update(network="ResNet"), None, "unknown network class 'ResNet'"),
     (lambda m: m["network"]["layers"][0].update(type="os.system"), None,
      "no layer class 'os.system' is defined in this process"),

@@ -6,8 +6,15 @@ import pytest
 
 from bp_xp.functions import col2im, conv_output_size, im2col
 from bp_xp.layers import Convolution, Pooling
-from layer_checks import (loop_col2im, loop_conv, loop_im2col, loop_max_pool, numeric_grad,
-                          rel_error, torch_or_skip)
+from layer_checks import (
+    loop_col2im,
+    loop_conv,
+    loop_im2col,
+    loop_max_pool,
+    numeric_grad,
+    rel_error,
+    torch_or_skip,
+)
 
 # (input shape, filter_h, filter_w, stride, pad): square and non-square filters, stride 2,
 # padding, and windows that tile the image (the pooling case).

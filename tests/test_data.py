@@ -700,7 +700,7 @@ def test_crafted_idx_bounded_memory(tmp_path, name):
 
 def test_gzip_bomb_under_address_space_limit(tmp_path):
     """The 142 MiB bomb is refused in a process that cannot map 64 MiB more."""
-    resource = pytest.importorskip("resource")
+    pytest.importorskip("resource")  # the child process limits its address space with it
     path = tmp_path / "bomb-idx1-ubyte.gz"
     path.write_bytes(CRAFTED["gzip-bomb-142MiB"][0])
     code = textwrap.dedent(
@@ -956,7 +956,8 @@ def test_validate_checks_after_cast(dtype):
     x[2, 1] = 1e300  # finite in float64, inf in float32
     x[0, 0] = 3e38  # still fits float32
     validate_dataset(x, T, 3, max_abs=None)  # fine before the cast
-    with pytest.raises(DatasetError, match=r"1 inf value\(s\) after conversion from float64 to float32.*row 2"):
+    with pytest.raises(DatasetError,
+                       match=r"1 inf value\(s\) after conversion from float64 to float32.*row 2"):
         validate_dataset(x, T, 3, dtype=dtype, max_abs=None)
     assert x[2, 1] == 1e300  # not modified
 

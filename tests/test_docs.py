@@ -315,7 +315,7 @@ def test_docstring_rest_becomes_markdown() -> None:
     text = ("Uses :func:`namespace_of` and :class:`~bp_xp.nonexistent.Thing`::\n\n"
             ">>> 1 + 1\n2\n\n.. warning::\n   Careful.\n\nExamples\n--------\n>>> 3\n3\n")
     converted = sphinx_roles.convert(text, where)
-    assert '<autoref identifier="bp_xp._backend.namespace_of" optional>' in converted
+    assert '<autoref identifier="bp_xp.backends._namespace.namespace_of" optional>' in converted
     assert "`Thing`" in converted and ":class:" not in converted  # unknown target: plain code
     assert "```pycon\n>>> 1 + 1\n2\n```" in converted          # before the sections: fenced
     assert "!!! warning\n    Careful." in converted

@@ -7,9 +7,22 @@ import numpy as np
 import pytest
 
 from bp_xp import BackendMismatchError, relative_error, to_device
-from bp_xp.layers import (AddLayer, DivLayer, ExpLayer, Layer, LogLayer, MatMulLayer, MaxLayer,
-                          MulLayer, PowLayer, ReciprocalLayer, Relu, Sigmoid, SubLayer,
-                          layer_class)
+from bp_xp.layers import (
+    AddLayer,
+    DivLayer,
+    ExpLayer,
+    Layer,
+    LogLayer,
+    MatMulLayer,
+    MaxLayer,
+    MulLayer,
+    PowLayer,
+    ReciprocalLayer,
+    Relu,
+    Sigmoid,
+    SubLayer,
+    layer_class,
+)
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 

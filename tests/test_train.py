@@ -4,9 +4,9 @@ import math
 
 import numpy as np
 import pytest
-import reference as ref
 
 import bp_xp
+import reference as ref
 from bp_xp.data import DatasetError
 from bp_xp.train import Trainer, plot, seconds_per_epoch
 

@@ -62,7 +62,7 @@ def namespace_of(*arrays: Any, names: Sequence[str] | None = None) -> ModuleType
     >>> bp_xp.namespace_of(np.ones(1), bp_xp.to_device([1.0], "array_api_strict"), names=("W", "x"))
     Traceback (most recent call last):
     ...
-    bp_xp.BackendMismatchError: bp_xp: arrays from different backends met in one computation: W is a numpy array, x is a array_api_strict:CPU_DEVICE array. Move them to one backend first, e.g. with bp_xp.to_device(x, 'numpy').
+    bp_xp.BackendMismatchError: bp_xp: arrays from different backends met in one computation: W is ...
     """
     first = type(arrays[0])
     xp = _NAMESPACE_BY_TYPE.get(first)

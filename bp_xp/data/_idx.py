@@ -43,7 +43,7 @@ from ._errors import DatasetError
 __all__ = ["IDX_DTYPES", "IDX_MAX_NDIM", "parse_idx", "read_idx", "write_idx"]
 
 PathLike = Union[str, "os.PathLike[str]"]
-ShapeSpec = Sequence[Union[int, None]]
+ShapeSpec = Sequence[int | None]
 
 #: IDX dtype code -> big-endian NumPy dtype.
 IDX_DTYPES: dict[int, np.dtype] = {

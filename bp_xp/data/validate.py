@@ -74,7 +74,6 @@ def _row_blocks(a: np.ndarray, itemsize: int):
 
 
 def _check_x(x: np.ndarray, dtype: np.dtype | None, max_abs: float | None) -> None:
-    n = x.shape[0]
     target = x.dtype if dtype is None else dtype
     cast = dtype is not None and dtype != x.dtype
     n_nan = n_inf = 0

@@ -27,8 +27,8 @@ from .base import Layer, LossLayer, accepts_keyword, layer_class, registered_lay
 from .conv import Convolution, Pooling
 from .loss import SoftmaxWithLoss
 from .nodes import AddLayer, DivLayer, MatMulLayer, MaxLayer, MulLayer, SubLayer
-from .unary import ExpLayer, LogLayer, PowLayer, ReciprocalLayer
 from .regularization import BatchNormalization, Dropout
+from .unary import ExpLayer, LogLayer, PowLayer, ReciprocalLayer
 
 __all__ = [
     "AddLayer",

@@ -17,7 +17,7 @@ from typing import Any
 
 import array_api_compat
 
-from .._backend import namespace_of
+from ..backends import namespace_of
 from ._checks import SCALARS, check_shape
 
 Array = Any

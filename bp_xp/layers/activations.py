@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .._backend import namespace_of, zero_where
+from ..backends import namespace_of, zero_where
 from ..functions import sigmoid
 from ..graph import recordable
 from ._checks import SCALARS, check_shape, require_forward

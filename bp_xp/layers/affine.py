@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .._backend import namespace_of
+from ..backends import namespace_of
 from ._checks import check_shape, require_forward
 from .base import Layer
 

@@ -172,7 +172,7 @@ def registered_layers() -> dict[str, type[Layer]]:
     return dict(_REGISTRY)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _keywords(function: Any) -> frozenset[str]:
     try:
         parameters = inspect.signature(function).parameters.values()

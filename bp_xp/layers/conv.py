@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._backend import namespace_of
 from array_api_compat import device as _device
 
 from .._im2col import col2im, crop_image, fold, im2col, output_hw, pad_image, windows
+from ..backends import namespace_of
 from ._checks import check_shape, require_forward
 from .affine import Affine
 from .base import Layer

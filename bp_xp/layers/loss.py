@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from .._backend import namespace_of
 from .._checks import require_array
+from ..backends import namespace_of
 from ..functions import LABELS_EXPECTED, _label_hits, _nll_with_hits
 from ._checks import SCALARS, require_forward
 from .base import LossLayer

@@ -11,10 +11,9 @@ import math
 from typing import Any
 
 import numpy as np  # host-side only: the seeded generator of Dropout's masks
-
 from array_api_compat import device as _device
 
-from .._backend import backend_of, namespace_of
+from ..backends import backend_of, namespace_of
 from ._checks import check_shape, require_forward
 from .base import Layer
 

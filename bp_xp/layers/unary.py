@@ -13,7 +13,7 @@ from types import ModuleType
 from typing import Any
 
 from ..graph import recordable
-from ._checks import SCALARS, require_forward
+from ._checks import require_forward
 from ._operands import operands_namespace, to_input, upstream
 from .base import Layer
 
