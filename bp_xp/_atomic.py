@@ -43,7 +43,7 @@ def remove_stale_temporaries(path: str) -> list[str]:
     """
     prefix = _prefix(path)
     directory, start = os.path.split(prefix)
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(directory)
     except OSError:

@@ -140,7 +140,10 @@ def save(path: str | os.PathLike[str], net: Sequential, optimizer: Optimizer | N
         raise TypeError(f"checkpoint metadata must be plain JSON data (str, number, list, "
                         f"dict, bool, None; finite numbers): {exc}") from exc
     arrays[_METADATA] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
-    atomic_write(os.fspath(path), lambda file: np.savez(file, **arrays))
+    # savez's **kwds share a namespace with its own `allow_pickle: bool` (NumPy >= 2.1), which
+    # its stub types strictly; no key here can be "allow_pickle": each has a "/" or is _METADATA.
+    named: dict[str, Any] = arrays
+    atomic_write(os.fspath(path), lambda file: np.savez(file, **named))
 
 
 def _layer_prefixes(net: Sequential) -> list[tuple[str, Layer]]:

@@ -129,7 +129,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 
 def run_train(args: argparse.Namespace) -> int:
     """Train on MNIST as ``args`` (from :func:`add_train_arguments`) say; print the results."""
-    from . import MultiLayerNet, TwoLayerNet, resolve_backend
+    from . import MultiLayerNet, Sequential, TwoLayerNet, resolve_backend
     from .data import load_dataset
     from .train import NonFiniteLossError, Trainer, plot, seconds_per_epoch
 
@@ -142,6 +142,7 @@ def run_train(args: argparse.Namespace) -> int:
     (x_train, t_train), (x_test, t_test) = load_dataset(args.dataset, data_dir=args.data_dir,
                                                         flatten=not convnet)
     sizes = (x_train.shape[1], *args.hidden, 10)
+    net: Sequential
     if convnet:
         from .convnet import SimpleConvNet
 

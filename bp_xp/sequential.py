@@ -15,6 +15,7 @@ layer take the same number (BatchNormalization after ``Affine1`` has ``gamma1`` 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
@@ -230,7 +231,7 @@ class Sequential:
         is taken in train mode, like :meth:`gradient`.
         """
         return {
-            key: numerical_gradient(lambda p, key=key: self._loss_at(key, p, x, t),
+            key: numerical_gradient(functools.partial(self._loss_at, key, x=x, t=t),
                                     self.params[key], h)
             for key in self.params
         }

@@ -172,8 +172,7 @@ class Trainer:
                             ("evaluate_every", evaluate_every),
                             ("evaluate_sample_num", evaluate_sample_num)):
             if value is not None or name == "batch_size":
-                _require_int(name, value)
-                _require_positive(name, value)
+                _require_positive(name, _require_int(name, value))
         if progress not in (None, True, False):
             raise TypeError(f"progress must be None, True or False, got {progress!r}")
         if compile not in ("auto", True, False):
@@ -526,12 +525,14 @@ def _make_optimizer(optimizer: Any, params: Mapping[str, Any] | None) -> Any:
     return optimizer
 
 
-def _require_int(name: str, value: Any) -> None:
+def _require_int(name: str, value: Any) -> int | np.integer:
+    """``value`` itself, once it is known to be an int (a NumPy integer too)."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    return value
 
 
-def _require_positive(name: str, value: int) -> None:
+def _require_positive(name: str, value: int | np.integer) -> None:
     if value < 1:
         raise ValueError(f"{name} must be at least 1, got {value}")
 

@@ -69,7 +69,8 @@ def dtypes(xp: Any, device: Any) -> dict[str, Any]:
     import jax
 
     found = dict(xp.__array_namespace_info__().dtypes(device=device))
-    if not jax.config.jax_enable_x64:
+    config: Any = jax.config  # JAX adds its options as attributes at run time: no stub has them
+    if not config.jax_enable_x64:
         for name in _X64:
             found.pop(name, None)
     return found

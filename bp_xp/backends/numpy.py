@@ -69,7 +69,10 @@ def synchronize(device: Any, arrays: Sequence[Any]) -> None:
 
 
 # Unsigned integers of each float width, for the bitwise fast path of zero_where.
-_UINT_OF_FLOAT = {np.dtype(np.float32): np.dtype(np.uint32), np.dtype(np.float64): np.dtype(np.uint64)}
+_UINT_OF_FLOAT: dict[np.dtype, np.dtype] = {
+    np.dtype(np.float32): np.dtype(np.uint32),
+    np.dtype(np.float64): np.dtype(np.uint64),
+}
 
 
 def zero_where(mask: np.ndarray, x: np.ndarray) -> np.ndarray | None:
@@ -95,3 +98,7 @@ def zero_where(mask: np.ndarray, x: np.ndarray) -> np.ndarray | None:
     bits -= 1  # 0 where masked, all ones elsewhere
     bits &= x.view(uint)
     return bits.view(x.dtype)
+
+
+#: The fast kernels of this backend, by the name :mod:`bp_xp.backends` dispatches on.
+KERNELS = {"zero_where": zero_where}

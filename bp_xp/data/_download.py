@@ -92,7 +92,7 @@ def remove_stale_temps(dest_dir: Path, filename: str) -> list[Path]:
     Returns the paths removed.
     """
     prefix = _temp_prefix(filename)
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(dest_dir.iterdir())
     except OSError:

@@ -28,6 +28,7 @@ more than the data it really contains.
 from __future__ import annotations
 
 import gzip
+import io
 import os
 import struct
 import sys
@@ -70,7 +71,7 @@ class _Header(NamedTuple):
     dtype: np.dtype  # big-endian, as stored
     dims: tuple[int, ...]
     header_len: int
-    count: int  # number of items
+    n_items: int  # number of items (not `count`, which would shadow tuple.count)
     nbytes: int  # payload bytes
 
     @property
@@ -155,7 +156,7 @@ def _fmt_shape(shape: ShapeSpec) -> str:
 def _check_expected(
     h: _Header,
     source: str,
-    dtype: np.dtype | None,
+    dtype: np.dtype | type | str | None,
     shape: ShapeSpec | None,
     max_items: int | None,
 ) -> None:
@@ -175,9 +176,9 @@ def _check_expected(
                 f"{source}: expected IDX data of shape {_fmt_shape(shape)}, "
                 f"but the header declares shape {h.dims}"
             )
-    if max_items is not None and h.count > max_items:
+    if max_items is not None and h.n_items > max_items:
         raise DatasetError(
-            f"{source}: IDX header declares {h.count} items {h.dims}, more than the "
+            f"{source}: IDX header declares {h.n_items} items {h.dims}, more than the "
             f"{max_items} expected at most (corrupt or crafted file?)"
         )
 
@@ -240,8 +241,8 @@ def parse_idx(
     _check_expected(h, source, dtype, shape, max_items)
     if len(view) != h.total:
         raise _size_error(h, source, len(view), short=len(view) < h.total)
-    out = np.empty(h.count, dtype=stored.newbyteorder("="))
-    memoryview(out).cast("B")[:] = view[h.header_len :]
+    out = np.empty(h.n_items, dtype=stored.newbyteorder("="))
+    out.data.cast("B")[:] = view[h.header_len :]
     return _to_native(out, h.dims)
 
 
@@ -307,14 +308,14 @@ class _Inflater:
         return done
 
 
-def _read_plain(fh: BinaryIO, size: int, source: str, expect: tuple) -> np.ndarray:
+def _read_plain(fh: io.BufferedIOBase, size: int, source: str, expect: tuple) -> np.ndarray:
     stored, ndim = _parse_magic(fh.read(4), source)
     h = _parse_dims(stored, ndim, fh.read(4 * ndim), source, size)
     _check_expected(h, source, *expect)
     if size != h.total:  # checked against the real size before allocating
         raise _size_error(h, source, size, short=size < h.total)
-    out = np.empty(h.count, dtype=stored.newbyteorder("="))
-    got = fh.readinto(memoryview(out).cast("B"))
+    out = np.empty(h.n_items, dtype=stored.newbyteorder("="))
+    got = fh.readinto(out.data.cast("B"))
     if got != h.nbytes or fh.read(1):  # the file changed under us
         raise _size_error(h, source, f"{h.header_len + got}+", short=got != h.nbytes)
     return _to_native(out, h.dims)
@@ -334,8 +335,8 @@ def _read_gzip(fh: BinaryIO, size: int, source: str, expect: tuple) -> np.ndarra
             f"gzip file can hold (deflate expands at most {_DEFLATE_MAX_RATIO}:1): "
             "the file is truncated, corrupt or crafted"
         )
-    out = np.empty(h.count, dtype=stored.newbyteorder("="))
-    got = z.readinto(memoryview(out).cast("B"))
+    out = np.empty(h.n_items, dtype=stored.newbyteorder("="))
+    got = z.readinto(out.data.cast("B"))
     if got < h.nbytes:
         raise _size_error(h, source, f"{h.header_len + got} (decompressed)", short=True)
     if z.read(1):  # one byte past the declared size is enough to refuse

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 Array = Any
 #: Python numbers, which the book's apple example feeds to MulLayer and AddLayer.
 SCALARS = (bool, int, float, complex)
+
+_Cached = TypeVar("_Cached")
 
 
 def check_shape(layer: str, name: str, x: Array, expected: tuple[int, ...]) -> None:
@@ -25,7 +27,13 @@ def check_shape(layer: str, name: str, x: Array, expected: tuple[int, ...]) -> N
         )
 
 
-def require_forward(layer: Any, cached: Any) -> None:
-    """Raise ``RuntimeError`` when ``backward`` comes before any ``forward``."""
+def require_forward(layer: Any, cached: _Cached | None) -> _Cached:
+    """Return ``cached``; raise ``RuntimeError`` when it is ``None``: ``backward`` came
+    before any ``forward``.
+
+    Returning the value lets a caller write ``x = require_forward(self, self.x)`` and
+    have ``x`` typed without ``None`` from there on.
+    """
     if cached is None:
         raise RuntimeError(f"{type(layer).__name__}.backward called before forward")
+    return cached

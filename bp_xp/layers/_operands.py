@@ -73,9 +73,10 @@ def to_input(grad: Any, operand: Any, xp: ModuleType | None) -> Any:
 
     ``grad`` has the forward output's shape; ``operand`` is the input it belongs to.
     """
+    if isinstance(operand, SCALARS) and isinstance(grad, SCALARS):
+        return grad
+    xp = known_namespace(xp)
     if isinstance(operand, SCALARS):
-        if isinstance(grad, SCALARS):
-            return grad
         # A number met an array in forward: its derivative is the sum over the output.
         total = xp.sum(grad) if grad.ndim else grad
         return _python_number(total, xp)
@@ -93,6 +94,17 @@ def to_input(grad: Any, operand: Any, xp: ModuleType | None) -> Any:
     if axes:
         grad = xp.sum(grad, axis=axes, keepdims=True)
     return xp.reshape(grad, target)
+
+
+def known_namespace(xp: ModuleType | None) -> ModuleType:
+    """``xp`` from :func:`operands_namespace` or :func:`upstream` where arrays are involved.
+
+    ``None`` means every operand was a Python number, so code doing array math always
+    has a namespace; this says so to the type checker and fails loudly if it ever did not.
+    """
+    if xp is None:
+        raise TypeError("bp_xp internal error: array math on operands that are all Python numbers")
+    return xp
 
 
 def _python_number(x: Array, xp: ModuleType) -> Any:

@@ -58,8 +58,7 @@ class Relu(Layer):
         return type(x)(0) if self.mask else x
 
     def backward(self, dout: Array) -> Array:
-        mask = self.mask
-        require_forward(self, mask)
+        mask = require_forward(self, self.mask)
         if mask.__class__ is bool:  # forward was given a Python number
             dout, xp = upstream("Relu", dout, mask, (), ())
             return to_input(dout * (not mask), mask, xp)
@@ -97,8 +96,7 @@ class Sigmoid(Layer):
         return self.out
 
     def backward(self, dout: Array) -> Array:
-        out = self.out
-        require_forward(self, out)
+        out = require_forward(self, self.out)
         if out.__class__ is float:  # forward was given a Python number
             dout, xp = upstream("Sigmoid", dout, out, (), ())
             return to_input(dout * (1 - out) * out, out, xp)

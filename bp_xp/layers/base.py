@@ -94,10 +94,17 @@ class Layer:
         # already defined in this process: loading a file never imports anything.
         _REGISTRY[cls.layer_type] = cls
 
-    def forward(self, x: Array) -> Array:  # pragma: no cover - the protocol's signature
+    # The protocol is ``forward(x)`` and ``backward(dout)``, but layers legitimately widen
+    # it: ``forward(x, train_flg=...)``, ``backward(dout, need_dx=...)``, two-input graph
+    # nodes ``forward(x, y)``, losses ``forward(x, t)``. Hence the open signatures: each
+    # subclass states its own, and networks pass the keywords only where
+    # :func:`accepts_keyword` says a layer takes them.
+    def forward(self, *args: Any, **kwargs: Any) -> Array:  # pragma: no cover - protocol
+        """The layer's output for its input(s): ``forward(x)`` in the single-input protocol."""
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
 
-    def backward(self, dout: Array) -> Array:  # pragma: no cover - the protocol's signature
+    def backward(self, *args: Any, **kwargs: Any) -> Array:  # pragma: no cover - protocol
+        """The gradient of the input(s) from ``dout``, the gradient of the output."""
         raise NotImplementedError(f"{type(self).__name__} does not implement backward")
 
     def config(self) -> dict[str, Any]:
@@ -131,7 +138,7 @@ class LossLayer(Layer):
 
     loss: Array | None = None
 
-    def forward(self, x: Array, t: Array) -> Array:  # type: ignore[override]  # pragma: no cover
+    def forward(self, x: Array, t: Array) -> Array:  # pragma: no cover - the protocol's signature
         raise NotImplementedError(f"{type(self).__name__} does not implement forward")
 
     def backward(self, dout: Any = 1) -> Array:  # pragma: no cover - the protocol's signature

@@ -112,19 +112,21 @@ class Convolution(Layer):
         ``need_dx=False`` skips ``col2im`` and returns ``None``: networks pass it to
         their first layer, whose input gradient nobody uses.
         """
-        col = self.col
-        require_forward(self, col)
+        col = require_forward(self, self.col)
+        # forward sets these together with col
+        x_shape = require_forward(self, self.x_shape)
+        out_hw = require_forward(self, self.out_hw)
         W = self.params["W"]
         xp = namespace_of(dout, W, names=("dout", "W"))
         FN, C, FH, FW = W.shape
-        check_shape("Convolution", "dout", dout, (self.x_shape[0], FN, *self.out_hw))
+        check_shape("Convolution", "dout", dout, (x_shape[0], FN, *out_hw))
         dout = xp.reshape(xp.permute_dims(dout, (0, 2, 3, 1)), (col.shape[0], FN))
         self.grads["b"] = xp.sum(dout, axis=0)
         self.grads["W"] = xp.reshape(dout.T @ col, (FN, C, FH, FW))
         if not need_dx:
             return None
-        dcol = dout @ self.col_W.T
-        return col2im(dcol, self.x_shape, FH, FW, self.stride, self.pad)
+        dcol = dout @ require_forward(self, self.col_W).T
+        return col2im(dcol, x_shape, FH, FW, self.stride, self.pad)
 
 
 class Pooling(Layer):
@@ -195,11 +197,10 @@ class Pooling(Layer):
         return out
 
     def backward(self, dout: Array) -> Array:
-        arg_max = self.arg_max
-        require_forward(self, arg_max)
+        arg_max = require_forward(self, self.arg_max)
         xp = namespace_of(dout, arg_max, names=("dout", "arg_max"))
         check_shape("Pooling", "dout", dout, tuple(arg_max.shape))
-        N, C, H, W = self.x_shape
+        N, C, H, W = require_forward(self, self.x_shape)  # set with arg_max
         zero = xp.zeros((), dtype=dout.dtype, device=_device(dout))
         pieces = [xp.where(arg_max == k, dout, zero)
                   for k in range(self.pool_h * self.pool_w)]

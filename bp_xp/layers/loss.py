@@ -68,8 +68,7 @@ class SoftmaxWithLoss(LossLayer):
         return self.loss
 
     def backward(self, dout: Any = 1) -> Array:
-        y = self.y
-        require_forward(self, y)
+        y = require_forward(self, self.y)
         xp = namespace_of(y)
         if not isinstance(dout, SCALARS):
             namespace_of(dout, y, names=("dout", "y"))

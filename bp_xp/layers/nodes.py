@@ -20,7 +20,7 @@ import array_api_compat
 
 from ..graph import recordable
 from ._checks import SCALARS, require_forward
-from ._operands import fresh, operands_namespace, to_input, upstream
+from ._operands import fresh, known_namespace, operands_namespace, to_input, upstream
 from .base import Layer
 
 __all__ = ["AddLayer", "DivLayer", "MatMulLayer", "MaxLayer", "MulLayer", "SubLayer"]
@@ -186,6 +186,7 @@ class MaxLayer(_TwoInputs):
         mask = self.mask
         if isinstance(mask, bool):
             return self._grads(dout * mask, dout * (not mask), xp)
+        xp = known_namespace(xp)  # the mask is an array
         return self._grads(xp.where(mask, dout, 0), xp.where(mask, 0, dout), xp)
 
 
@@ -220,7 +221,7 @@ class MatMulLayer(_TwoInputs):
            [2.]]))
     """
 
-    def forward(self, W: Any, X: Any) -> Any:  # type: ignore[override]
+    def forward(self, W: Any, X: Any) -> Any:
         xp = operands_namespace("MatMulLayer.forward", (W, X), ("W", "X"))
         if xp is None or isinstance(W, SCALARS) or isinstance(X, SCALARS):
             raise TypeError("MatMulLayer.forward: W and X must both be arrays (D = W @ X); "
@@ -236,6 +237,7 @@ class MatMulLayer(_TwoInputs):
 
     def backward(self, dout: Any) -> tuple[Any, Any]:
         dout, xp = self._upstream(dout)
+        xp = known_namespace(xp)  # forward took arrays only
         W, X = self.x, self.y
         return self._grads(dout @ xp.matrix_transpose(X), xp.matrix_transpose(W) @ dout, xp)
 

@@ -78,8 +78,7 @@ class Dropout(Layer):
         return xp.where(self.mask, x, xp.zeros((), dtype=x.dtype, device=_device(x)))
 
     def backward(self, dout: Array) -> Array:
-        mask = self.mask
-        require_forward(self, mask)
+        mask = require_forward(self, self.mask)
         xp = namespace_of(dout, mask, names=("dout", "mask"))
         check_shape("Dropout", "dout", dout, tuple(mask.shape))
         return xp.where(mask, dout, xp.zeros((), dtype=dout.dtype, device=_device(dout)))
@@ -227,14 +226,16 @@ class BatchNormalization(Layer):
         return out if out.shape == self.input_shape else xp.reshape(out, self.input_shape)
 
     def backward(self, dout: Array) -> Array:
-        xn = self.xn
-        require_forward(self, xn)
+        xn = require_forward(self, self.xn)
+        # a training forward sets these together with xn
+        input_shape = require_forward(self, self.input_shape)
+        xc, std = require_forward(self, self.xc), require_forward(self, self.std)
+        n = require_forward(self, self.batch_size)
         gamma = self.params["gamma"]
         xp = namespace_of(dout, gamma, names=("dout", "gamma"))
-        check_shape("BatchNormalization", "dout", dout, self.input_shape)
+        check_shape("BatchNormalization", "dout", dout, input_shape)
         if dout.ndim != 2:
             dout = xp.reshape(dout, xn.shape)
-        xc, std, n = self.xc, self.std, self.batch_size
         self.grads["beta"] = xp.sum(dout, axis=0)
         self.grads["gamma"] = xp.sum(xn * dout, axis=0)
         dxn = gamma * dout
@@ -244,4 +245,4 @@ class BatchNormalization(Layer):
         dxc = dxc + (2.0 / n) * xc * dvar
         dmu = xp.sum(dxc, axis=0)
         dx = dxc - dmu / n
-        return dx if dx.shape == self.input_shape else xp.reshape(dx, self.input_shape)
+        return dx if dx.shape == input_shape else xp.reshape(dx, input_shape)
