@@ -320,3 +320,122 @@ def test_docstring_rest_becomes_markdown() -> None:
     assert "```pycon\n>>> 1 + 1\n2\n```" in converted          # before the sections: fenced
     assert "!!! warning\n    Careful." in converted
     assert converted.endswith("Examples\n--------\n>>> 3\n3")     # numpydoc's own section kept
+
+
+# -- the built site: markers stripped, prompts not copied, no formatter missing --------------
+
+
+def _docs_hooks() -> Any:
+    """docs/hooks.py, the MkDocs hook, imported by path (docs/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("docs_hooks", DOCS / "hooks.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_hook_removes_exactly_the_marker_lines(page: str) -> None:
+    """The site shows the code without the test runner's markers; the source keeps them."""
+    source = (DOCS / page).read_text(encoding="utf-8")
+    shown = _docs_hooks().strip_markers(source)
+    n_marked = sum(1 for b in blocks(page) if b.marker)
+    removed = [line for line in source.splitlines() if _MARKER.match(line.strip())]
+    assert len(removed) == n_marked
+    assert not any(_MARKER.match(line.strip()) for line in shown.splitlines())
+    kept = [line for line in source.splitlines() if not _MARKER.match(line.strip())]
+    assert shown.splitlines() == kept  # nothing else changed
+
+
+def test_hook_keeps_marker_text_outside_code_blocks() -> None:
+    hooks = _docs_hooks()
+    text = ("Prose.\n\n>>> # requires: jax\n\n!!! note\n\n    ```pycon\n    >>> # backend: torch\n"
+            "    >>> 1\n    1\n    ```\n\n~~~text\n>>> # requires: jax\n~~~\n")
+    assert hooks.strip_markers(text) == text.replace("    >>> # backend: torch\n", "").replace(
+        "~~~text\n>>> # requires: jax\n~~~", "~~~text\n~~~")
+
+
+@pytest.fixture(scope="module")
+def built_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The site built with ``mkdocs build --strict`` (docs extra needed), and its build log."""
+    pytest.importorskip("mkdocs", reason="the docs extra is not installed")
+    pytest.importorskip("material", reason="the docs extra is not installed")
+    pytest.importorskip("mkdocstrings_handlers.python", reason="the docs extra is not installed")
+    import subprocess
+
+    site = tmp_path_factory.mktemp("site")
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "-d", str(site)],
+                          cwd=DOCS.parent, capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
+    assert done.returncode == 0, done.stdout + done.stderr
+    return site, done.stdout + done.stderr
+
+
+def test_built_site_shows_no_markers(built_site: tuple[Path, str]) -> None:
+    site, _ = built_site
+    pages = list(site.rglob("*.html"))
+    assert len(pages) > 10
+    for html in pages:
+        text = html.read_text(encoding="utf-8")
+        assert "# requires:" not in text and "# backend:" not in text, html.name
+    tutorial = (site / "tutorial.html").read_text(encoding="utf-8")
+    assert 'src="img/training-curve.png"' in tutorial
+    assert (site / "img" / "training-curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_build_log_asks_for_no_formatter(built_site: tuple[Path, str]) -> None:
+    """mkdocstrings formats signatures with Ruff (in the docs extra); none missing, no warning."""
+    _, log = built_site
+    assert "requires either Black or Ruff" not in log
+    assert "WARNING" not in log
+
+
+def test_copy_button_copies_only_the_typed_code(built_site: tuple[Path, str]) -> None:
+    """Headless Chromium runs docs/javascripts/pycon-copy.js on the built tutorial."""
+    import shutil
+    import subprocess
+    from html.parser import HTMLParser
+
+    browser = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome")
+                    if shutil.which(b)), None)
+    if browser is None:
+        pytest.skip("no headless Chromium here to run the site's JavaScript")
+    site, _ = built_site
+    done = subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--dump-dom",
+                           (site / "tutorial.html").as_uri()],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+
+    class Copies(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__()
+            self.texts: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            self.texts += [value or "" for name, value in attrs if name == "data-copy"]
+
+    copies = Copies()
+    copies.feed(done.stdout)
+    pycon = [b for b in blocks("tutorial.md") if b.lang == "pycon"]
+    assert len(copies.texts) == len(pycon)
+    for block, copied in zip(pycon, copies.texts):
+        # What a reader typed, by doctest's rule (a "..." line continues source only right
+        # after source; elsewhere it is output), without prompts and without the marker; a
+        # blank line closes each compound statement.
+        typed, in_source, continued = [], False, False
+        for line in block.text.rstrip("\n").splitlines():
+            if _MARKER.match(line):
+                continue
+            if line.startswith(">>>"):
+                if continued:
+                    typed.append("")
+                typed.append(line[4:])
+                in_source, continued = True, False
+            elif line.startswith("...") and in_source:
+                typed.append(line[4:])
+                continued = True
+            else:
+                in_source = False
+        assert copied == "\n".join(typed), block.where
+        assert ">>>" not in copied
