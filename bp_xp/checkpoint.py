@@ -39,7 +39,7 @@ from typing import IO, Any
 import numpy as np  # host-side only: the file holds NumPy arrays
 
 from ._atomic import atomic_write
-from .backends import Backend, resolve_backend, to_numpy
+from .backends import Backend, dtype_name, resolve_backend, to_numpy
 from .layers import Affine, Relu, Sigmoid, SoftmaxWithLoss
 from .layers.base import Layer
 from .optim import OPTIMIZERS, Optimizer
@@ -125,7 +125,7 @@ def save(path: str | os.PathLike[str], net: Sequential, optimizer: Optimizer | N
         "format_version": FORMAT_VERSION,
         "bp_xp_version": __version__,
         "network": net.config(),
-        "dtype": _dtype_name(net.dtype),
+        "dtype": dtype_name(net.dtype),
         "backend": str(net.backend),
         "params": list(net.params),
         "optimizer": None,
@@ -600,6 +600,3 @@ def _restore_optimizer(archive: _Archive, entry: dict[str, Any], net: Sequential
         raise archive.error(f"bad optimizer state: {exc}") from exc
     return optimizer
 
-
-def _dtype_name(dtype: Any) -> str:
-    return str(getattr(dtype, "name", dtype)).rsplit(".", 1)[-1]

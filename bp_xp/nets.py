@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np  # host-side only: the seeded generator for initial weights
 from array_api_compat import device as _device
 
-from .backends import Backend, namespace_of, resolve_backend
+from .backends import Backend, dtype_name, namespace_of, resolve_backend
 from .layers import Affine, BatchNormalization, Dropout, Layer, Relu, Sigmoid, SoftmaxWithLoss
 from .sequential import Sequential
 
@@ -67,7 +67,7 @@ class _FullyConnected(Sequential):
 
     def __repr__(self) -> str:
         sizes = "-".join(str(s) for s in self._sizes)
-        return f"{type(self).__name__}({sizes}, backend={self.backend}, dtype={_name(self.dtype)})"
+        return f"{type(self).__name__}({sizes}, backend={self.backend}, dtype={dtype_name(self.dtype)})"
 
 
 class TwoLayerNet(_FullyConnected):
@@ -217,6 +217,3 @@ def _check_sizes(sizes: Sequence[int]) -> None:
     if any(not isinstance(s, (int, np.integer)) or s < 1 for s in sizes):
         raise ValueError(f"layer sizes must be positive integers, got {tuple(sizes)}")
 
-
-def _name(dtype: Any) -> str:
-    return str(getattr(dtype, "name", dtype)).rsplit(".", 1)[-1]

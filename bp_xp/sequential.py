@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
 from ._checks import require_array
-from .backends import Backend, backend_of, namespace_of, resolve_backend
+from .backends import Backend, backend_of, dtype_name, namespace_of, resolve_backend
 from .debug import check_labels
 from .gradient import numerical_gradient
 from .layers.base import Layer, LossLayer, accepts_keyword, layer_class
@@ -175,7 +175,7 @@ class Sequential:
             t = xp.argmax(rows, axis=1)
         elif not xp.isdtype(t.dtype, "integral"):
             raise TypeError(f"accuracy: labels of shape ({n},) must have an integer dtype, got "
-                            f"{_dtype_name(t.dtype)}; pass one-hot rows of shape ({n}, classes) "
+                            f"{dtype_name(t.dtype)}; pass one-hot rows of shape ({n}, classes) "
                             "for float targets")
         if n == 0:
             raise ValueError("accuracy of an empty batch is undefined (x has 0 samples)")
@@ -251,10 +251,10 @@ class Sequential:
                             f"{type(x).__name__}")
         if self.params and dtype != self.dtype:
             raise TypeError(
-                f"{type(self).__name__}: x has dtype {_dtype_name(dtype)} but the network's "
-                f"parameters are {_dtype_name(self.dtype)}; cast the batch first "
+                f"{type(self).__name__}: x has dtype {dtype_name(dtype)} but the network's "
+                f"parameters are {dtype_name(self.dtype)}; cast the batch first "
                 f"(e.g. xp.astype(x, net.dtype)) or move the network with "
-                f"net.to(dtype={_dtype_name(dtype)!r})"
+                f"net.to(dtype={dtype_name(dtype)!r})"
             )
 
     # -- rebuilding: .to(), checkpoints --------------------------------------------------
@@ -321,7 +321,7 @@ class Sequential:
 
     def __repr__(self) -> str:
         stack = " -> ".join([*self.layers, type(self.last_layer).__name__])
-        return f"{type(self).__name__}({stack}, backend={self.backend}, dtype={_dtype_name(self.dtype)})"
+        return f"{type(self).__name__}({stack}, backend={self.backend}, dtype={dtype_name(self.dtype)})"
 
 
 def _rebuild(layer: Layer, move: Any) -> Any:
@@ -402,6 +402,3 @@ def _check_targets(rows: Array | None, labels: Array, classes: int) -> None:
         raise ValueError(f"accuracy: one-hot rows have {rows.shape[1]} columns but the network "
                          f"predicts {classes} classes")
 
-
-def _dtype_name(dtype: Any) -> str:
-    return str(getattr(dtype, "name", dtype)).rsplit(".", 1)[-1]

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np  # host-side only: dataset checks and the seeded minibatch order
 
-from .backends import Backend, BackendUnavailableError, to_numpy
+from .backends import Backend, BackendUnavailableError, dtype_name, to_numpy
 from .compile import CompiledStep, compile_step, untraceable_layers
 from .data import validate_dataset
 from .optim import get_optimizer
@@ -479,7 +479,7 @@ def _checked_host_data(part: str, network: Sequential, x: Any,
     if x_host.dtype.kind not in "biuf":
         raise DatasetError(f"{part} data: x must hold numbers, got dtype {x_host.dtype}")
     with np.errstate(over="ignore", invalid="ignore"):
-        x_host = x_host.astype(_dtype_name(network.dtype), copy=False)
+        x_host = x_host.astype(dtype_name(network.dtype), copy=False)
     try:
         scores = network.predict(network.backend.asarray(x_host[:1], dtype=network.dtype))
     except ValueError as exc:
@@ -492,9 +492,6 @@ def _checked_host_data(part: str, network: Sequential, x: Any,
         raise DatasetError(f"{part} data: {exc}") from exc
     return x_host, t_host
 
-
-def _dtype_name(dtype: Any) -> str:
-    return str(getattr(dtype, "name", dtype)).rsplit(".", 1)[-1]
 
 
 def _index_dtype(backend: Backend) -> Any:
