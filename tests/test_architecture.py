@@ -23,7 +23,7 @@ LEVELS = {
     "cli": 6,
 }
 #: Modules outside the levels: any level may use them; they import only the levels named here.
-APART = {"data": set(), "testing": {"backends"}}
+APART = {"data": {"_atomic"}, "testing": {"backends"}}
 #: Modules that may import anything: the package's front door.
 FRONT = {"__init__", "__main__"}
 

@@ -821,7 +821,7 @@ def test_download_stops_at_known_size(tmp_path, server, checksums, monkeypatch, 
     assert time.monotonic() - t0 < 4
     assert isinstance(info.value, DatasetError)
     assert leftovers(d) == []
-    assert ".part" not in str(info.value)
+    assert ".tmp" not in str(info.value)
 
 
 def test_load_mnist_uses_official_size_as_cap(tmp_path, server, checksums, mnist_files, monkeypatch):
@@ -845,11 +845,11 @@ def test_stale_temp_files_of_dead_processes_are_removed(tmp_path, server, checks
     name = FILES["test_label"]
     d = tmp_path / "mnist"
     d.mkdir()
-    dead = d / f".{name}.{_dead_pid()}.abc123.part"
-    alive = d / f".{name}.{os.getpid()}.xyz789.part"  # a download running now
-    unnamed_old = d / f".{name}.nopid.part"
+    dead = d / f".{name}.{_dead_pid()}.abc123.tmp"
+    alive = d / f".{name}.{os.getpid()}.xyz789.tmp"  # a download running now
+    unnamed_old = d / f".{name}.nopid.part"  # bp_xp 0.1's temp files had no pid
     unnamed_new = d / f".{name}.nopid2.part"
-    other = d / f".{FILES['test_img']}.{_dead_pid()}.q.part"  # another file's: not touched
+    other = d / f".{FILES['test_img']}.{_dead_pid()}.q.tmp"  # another file's: not touched
     for p in (dead, alive, unnamed_old, unnamed_new, other):
         p.write_bytes(b"partial")
     os.utime(unnamed_old, (time.time() - 2 * 86400,) * 2)
@@ -869,7 +869,7 @@ def test_kill_9_during_download_leaves_nothing_on_next_run(tmp_path, server, che
     )
     try:
         deadline = time.monotonic() + 20
-        while not any(p.endswith(".part") for p in leftovers(d)):
+        while not any(p.endswith(".tmp") for p in leftovers(d)):
             assert time.monotonic() < deadline and proc.poll() is None
             time.sleep(0.05)
     finally:
@@ -891,7 +891,7 @@ def test_local_write_errors_name_the_users_path(tmp_path, server, checksums, mon
     monkeypatch.setattr(bd._download.os, "replace", refuse)
     with pytest.raises(DatasetError, match="cannot write") as info:
         bd.download_file(name, d, [server.base + "/good/"], checksums[name], timeout=5)
-    assert str(d / name) in str(info.value) and ".part" not in str(info.value)
+    assert str(d / name) in str(info.value) and ".tmp" not in str(info.value)
     assert leftovers(d) == []
     assert sum(h.startswith("/good/") for h in server.hits) == 1  # not retried per mirror
 

@@ -1,15 +1,16 @@
 """Cache directory and checksum-verified, atomic downloads (urllib only).
 
 Datasets are stored in a per-user cache directory (see :func:`data_root`).
-A file is fetched into a temporary file *in the destination directory*,
-hashed while it is written, checked against its expected SHA-256 and its
-announced ``Content-Length``, and only then moved into place with
-:func:`os.replace`.  So a final file name either does not exist or holds the
+A file is streamed into a temporary file *in the destination directory*
+through bp_xp's one atomic writer (:func:`bp_xp._atomic.atomic_file`, the
+one checkpoints use), hashed while it is written, checked against its
+expected SHA-256 and its announced ``Content-Length``, and only then renamed
+into place.  So a final file name either does not exist or holds the
 complete, verified file: an interrupted download, a full disk, a bad mirror
 or Ctrl-C leaves nothing behind (the temporary file is removed on every
 failure path).  A temporary file left by a process that was killed outright
 (``kill -9``, power loss) carries that process's id in its name and is removed
-by the next download into the same directory.
+by the next download of the same file.
 
 Downloads are bounded: when the file's size is known the transfer stops one
 byte past it (a mirror that never stops sending is cut off), and a mirror that
@@ -27,14 +28,13 @@ import http.client
 import logging
 import os
 import socket
-import tempfile
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Union
+from typing import IO, Union
 
+from .._atomic import atomic_file
 from ._errors import ChecksumError, DatasetError, DownloadError
 
 __all__ = [
@@ -58,63 +58,24 @@ DOWNLOAD_MAX_BYTES = 1 << 30
 
 _CHUNK = 1 << 16
 _USER_AGENT = "bp_xp-data/1 (+python-urllib)"
-_TEMP_SUFFIX = ".part"
-# A temp file whose owner cannot be identified is stale after this long.
-_STALE_AFTER_S = 24 * 3600.0
+# What a mirror may fail with: no answer, an HTTP error, a broken transfer, a malformed URL.
+_MIRROR_ERRORS = (urllib.error.URLError, http.client.HTTPException, OSError, ValueError)
 
 
-class _LocalWriteError(DatasetError):
-    """Writing on this machine failed (full disk, no permission): no mirror can help."""
+class _MirrorFailed(Exception):
+    """This mirror did not deliver the file; the next one may."""
+
+    def __init__(self, reason: str, *, network: bool = False, digest: str | None = None):
+        super().__init__(reason)
+        self.reason = reason
+        self.network = network  # no server answered (offline-looking)
+        self.digest = digest  # set when the file arrived with the wrong SHA-256
 
 
-def _temp_prefix(filename: str) -> str:
-    return f".{filename}."
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except (PermissionError, OSError):
-        return True  # exists but belongs to someone else (or cannot tell)
-    return True
-
-
-def remove_stale_temps(dest_dir: Path, filename: str) -> list[Path]:
-    """Delete temp files of earlier downloads of ``filename`` that were killed.
-
-    Temp files are named ``.<filename>.<pid>.<random>.part``.  One is stale
-    when its process no longer exists (it was killed before it could clean up)
-    or, if its name has no readable pid, when it is older than a day.  Files
-    of running downloads (including this process's) are kept.
-
-    Returns the paths removed.
-    """
-    prefix = _temp_prefix(filename)
-    removed: list[Path] = []
-    try:
-        entries = list(dest_dir.iterdir())
-    except OSError:
-        return removed
-    now = time.time()
-    for entry in entries:
-        name = entry.name
-        if not (name.startswith(prefix) and name.endswith(_TEMP_SUFFIX)):
-            continue
-        pid_text = name[len(prefix) :].split(".", 1)[0]
-        try:
-            if pid_text.isdigit():
-                stale = int(pid_text) != os.getpid() and not _pid_alive(int(pid_text))
-            else:
-                stale = now - entry.lstat().st_mtime > _STALE_AFTER_S
-            if stale and entry.is_file() and not entry.is_symlink():
-                entry.unlink()
-                removed.append(entry)
-                logger.info("bp_xp: removed stale temporary file %s", entry)
-        except OSError:
-            continue  # raced with its owner or another cleaner: not ours to fight over
-    return removed
+def _mirror_failed(exc: BaseException) -> _MirrorFailed:
+    if isinstance(exc, urllib.error.HTTPError):
+        exc.close()  # release the error response's socket now
+    return _MirrorFailed(_reason(exc), network=_is_network_failure(exc))
 
 
 def data_root(data_dir: PathLike | None = None) -> Path:
@@ -214,66 +175,47 @@ def _is_network_failure(exc: BaseException) -> bool:
     return isinstance(exc, (socket.timeout, TimeoutError, ConnectionError, socket.gaierror))
 
 
-def _fetch_to_temp(
-    url: str, dest_dir: Path, filename: str, timeout: float, max_bytes: int
-) -> tuple[Path, str]:
-    """Download ``url`` into a new temp file in ``dest_dir``, at most ``max_bytes``.
+def _stream(url: str, out: IO[bytes], timeout: float, max_bytes: int) -> str:
+    """Stream ``url`` into ``out``, at most ``max_bytes``; return the SHA-256 of what came.
 
-    Returns the temp path and the SHA-256 of what was written.  On any
-    exception the temp file is removed before the exception propagates.
-    Failures to write locally raise :class:`_LocalWriteError` naming the
-    final path (never the hidden temp file).
+    A failure of the mirror raises :class:`_MirrorFailed`; a failure to write ``out``
+    propagates as the :class:`OSError` it is (a local problem no other mirror can fix).
     """
-    final = dest_dir / filename
+    h = hashlib.sha256()
+    received = 0
+    request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
     try:
-        fd, tmp_name = tempfile.mkstemp(
-            prefix=f"{_temp_prefix(filename)}{os.getpid()}.", suffix=_TEMP_SUFFIX, dir=dest_dir
-        )
-    except OSError as exc:
-        raise _LocalWriteError(f"cannot write {final}: {exc.strerror or exc}") from exc
-    tmp = Path(tmp_name)
-    try:
-        h = hashlib.sha256()
-        received = 0
-        request = urllib.request.Request(url, headers={"User-Agent": _USER_AGENT})
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(request, timeout=timeout) as resp:
-            length_header = resp.headers.get("Content-Length")
-            expected_len = int(length_header) if length_header and length_header.isdigit() else None
-            if expected_len is not None and expected_len > max_bytes:
-                raise OSError(
-                    f"server announces {expected_len} bytes, more than the {max_bytes} "
-                    "expected; not downloaded"
-                )
-            while True:
+        resp = urllib.request.urlopen(request, timeout=timeout)
+    except _MIRROR_ERRORS as exc:
+        raise _mirror_failed(exc) from exc
+    with resp:
+        length_header = resp.headers.get("Content-Length")
+        expected_len = int(length_header) if length_header and length_header.isdigit() else None
+        if expected_len is not None and expected_len > max_bytes:
+            raise _MirrorFailed(
+                f"server announces {expected_len} bytes, more than the {max_bytes} "
+                "expected; not downloaded"
+            )
+        while True:
+            try:
                 # Never ask for more than one byte past the limit.
                 block = resp.read(min(_CHUNK, max_bytes + 1 - received))
-                if not block:
-                    break
-                received += len(block)
-                if received > max_bytes:
-                    raise OSError(
-                        f"server sent more than the {max_bytes} bytes expected; cut off"
-                    )
-                try:
-                    out.write(block)
-                except OSError as exc:
-                    raise _LocalWriteError(f"cannot write {final}: {exc.strerror or exc}") from exc
-                h.update(block)
-            try:
-                out.flush()
-                os.fsync(out.fileno())
-            except OSError as exc:
-                raise _LocalWriteError(f"cannot write {final}: {exc.strerror or exc}") from exc
-        if expected_len is not None and received < expected_len:
-            raise http.client.IncompleteRead(b"", expected_len - received)
-        if expected_len is not None and received > expected_len:
-            raise OSError(
-                f"server sent {received} bytes, more than its Content-Length {expected_len}"
-            )
-        return tmp, h.hexdigest()
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+            except _MIRROR_ERRORS as exc:
+                raise _mirror_failed(exc) from exc
+            if not block:
+                break
+            received += len(block)
+            if received > max_bytes:
+                raise _MirrorFailed(f"server sent more than the {max_bytes} bytes expected; cut off")
+            out.write(block)
+            h.update(block)
+    if expected_len is not None and received < expected_len:
+        raise _mirror_failed(http.client.IncompleteRead(b"", expected_len - received))
+    if expected_len is not None and received > expected_len:
+        raise _MirrorFailed(
+            f"server sent {received} bytes, more than its Content-Length {expected_len}"
+        )
+    return h.hexdigest()
 
 
 def _reason(exc: BaseException) -> str:
@@ -360,7 +302,6 @@ def download_file(
         dest_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise DatasetError(f"cannot write {final}: {exc.strerror or exc}") from exc
-    remove_stale_temps(dest_dir, filename)
     max_bytes = DOWNLOAD_MAX_BYTES if size is None else int(size)
     expected = sha256.lower()
     attempts: list[tuple[str, str]] = []
@@ -370,28 +311,20 @@ def download_file(
         url = mirror.rstrip("/") + "/" + filename
         logger.info("bp_xp: downloading %s", url)
         try:
-            tmp, actual = _fetch_to_temp(url, dest_dir, filename, timeout, max_bytes)
-        except _LocalWriteError:
-            raise  # the same on every mirror
-        except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
-            # ValueError: malformed URL in the mirror list.
-            if isinstance(exc, urllib.error.HTTPError):
-                exc.close()  # release the error response's socket now
-            attempts.append((url, _reason(exc)))
-            network_failures += _is_network_failure(exc)
-            continue
-        try:
-            if actual == expected:
-                try:
-                    os.replace(tmp, final)
-                except OSError as exc:
-                    raise DatasetError(f"cannot write {final}: {exc.strerror or exc}") from exc
-                return final
-        finally:
-            # Whatever happened (mismatch, failed replace, Ctrl-C): no temp left.
-            tmp.unlink(missing_ok=True)
-        attempts.append((url, f"SHA-256 mismatch: got {actual}, expected {expected}"))
-        bad_digests.append((url, actual))
+            # Raising inside the block removes the temporary file and keeps `final` as it was.
+            with atomic_file(final) as out:
+                actual = _stream(url, out, timeout, max_bytes)
+                if actual != expected:
+                    raise _MirrorFailed(f"SHA-256 mismatch: got {actual}, expected {expected}",
+                                        digest=actual)
+            return final
+        except _MirrorFailed as failed:
+            attempts.append((url, failed.reason))
+            network_failures += failed.network
+            if failed.digest is not None:
+                bad_digests.append((url, failed.digest))
+        except OSError as exc:  # writing here (full disk, no permission): no mirror can help
+            raise DatasetError(f"cannot write {final}: {exc.strerror or exc}") from exc
 
     tried = "\n".join(f"  {url}: {why}" for url, why in attempts)
     hint = f"\n{manual_hint}" if manual_hint else ""
