@@ -21,6 +21,7 @@ between steps.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from .backends import BackendMismatchError
@@ -62,7 +63,16 @@ class CompiledStep:
 
 
 class _JaxStep(CompiledStep):
-    """The step traced once under ``jax.jit``, with parameters and state carried through."""
+    """The step traced once under ``jax.jit``, with parameters and state carried through.
+
+    Per call, the Python around the compiled computation is what separates it from a
+    hand-written ``jax.jit`` step on a small network, so the structure is worked out once
+    and cached: parameters, optimizer state and layer state go in as flat tuples in a fixed
+    order (tuples flatten faster than dicts, which JAX sorts by key), and the step count
+    lives on the device, incremented inside the computation (no host-to-device copy of a
+    Python int per call). The cache is rebuilt when the structure changes (a parameter or
+    a state array added or removed, ``load_state_dict`` of the optimizer).
+    """
 
     kind = "jax.jit"
 
@@ -71,37 +81,78 @@ class _JaxStep(CompiledStep):
 
         super().__init__(network, optimizer)
         self._array_type = jax.Array
+        self._jnp = jax.numpy
         self._slots = network.params.slots
         self._layers = [*network.layers.values(), network.last_layer]
-        # Parameters, optimizer state and layer state are replaced by the step's outputs, so
-        # XLA may write the new values into their buffers. x and t stay the caller's.
-        self._jitted = jax.jit(self._traced, donate_argnums=(0, 1, 2) if donate else ())
+        self._structure: tuple[Any, ...] | None = None
+        self._step_array: Array | None = None
+        self._step_value = -1
+        # Parameters, optimizer state, layer state and the step count are replaced by the
+        # step's outputs, so XLA may write the new values into their buffers. x and t stay
+        # the caller's.
+        self._jit = jax.jit
+        self._donate = (0, 1, 2, 3) if donate else ()
+        self._jitted: Any = None
 
-    def _traced(self, params: dict[str, Array], opt_state: dict[str, dict[str, Array]],
-                layer_state: list[dict[str, Array]], step: Array, x: Array,
-                t: Array) -> tuple[Array, dict[str, Array], dict[str, dict[str, Array]],
-                                   list[dict[str, Array]]]:
-        # Runs only while JAX traces: once per distinct input signature.
+    def _build_structure(self) -> tuple[Any, ...]:
+        """``(param keys, their (layer, name), state slots, ((layer, name) of layer state))``."""
+        keys = tuple(self._slots)
+        owners = tuple(self._slots[key] for key in keys)
+        state_owners = tuple((layer, name) for layer in self._layers for name in layer.state)
+        return keys, owners, tuple(self.optimizer.slots), state_owners
+
+    def _traced(self, structure: tuple[Any, ...], params: tuple[Array, ...],
+                opt_state: tuple[tuple[Array, ...], ...], layer_state: tuple[Array, ...],
+                step: Array, x: Array, t: Array) -> tuple[Array, tuple[Array, ...],
+                                                          tuple[tuple[Array, ...], ...],
+                                                          tuple[Array, ...], Array]:
+        # Runs only while JAX traces: once per distinct input signature and structure.
         self.trace_count += 1
+        keys, owners, slots, state_owners = structure
         saved = [_snapshot(layer) for layer in self._layers]
         try:
-            for key, (layer, name) in self._slots.items():
-                layer.params[name] = params[key]
-            for layer, state in zip(self._layers, layer_state):
-                layer.state.update(state)
+            for (layer, name), value in zip(owners, params):
+                layer.params[name] = value
+            for (layer, name), value in zip(state_owners, layer_state):
+                layer.state[name] = value
             loss, grads = self.network.loss_and_gradient(x, t)
-            new_layer_state = [dict(layer.state) for layer in self._layers]
+            new_layer_state = tuple(layer.state[name] for layer, name in state_owners)
         finally:
             # The layers' caches (x, masks, grads) now hold tracers: put back what they held,
             # so nothing traced leaks out of the trace.
             for layer, snapshot in zip(self._layers, saved):
                 _restore(layer, snapshot)
-        _check_optimizer_state(self.optimizer, params, grads, opt_state)
-        new_params, new_opt_state = self.optimizer.functional_update(params, grads, opt_state, step)
-        return loss, new_params, new_opt_state, new_layer_state
+        named = dict(zip(keys, params))
+        state = {slot: dict(zip(keys, arrays)) for slot, arrays in zip(slots, opt_state)}
+        _check_optimizer_state(self.optimizer, named, grads, state)
+        step = step + 1
+        new_params, new_state = self.optimizer.functional_update(named, grads, state, step)
+        return (loss, tuple(new_params[key] for key in keys),
+                tuple(tuple(new_state[slot][key] for key in keys) for slot in slots),
+                new_layer_state, step)
+
+    def _current_structure(self) -> tuple[Any, ...]:
+        structure = self._structure
+        if structure is not None:
+            keys, _, slots, state_owners = structure
+            # Cheap checks that the cached structure still describes the network: the same
+            # parameters and the same number of layer state arrays.
+            if (len(self._slots) == len(keys)
+                    and sum(len(layer.state) for layer in self._layers) == len(state_owners)
+                    and all(name in layer.state for layer, name in state_owners)):
+                return structure
+        new = self._build_structure()
+        if new != structure:
+            # One jitted function per structure, closed over it (a static argument would be
+            # hashed on every call).
+            self._jitted = self._jit(functools.partial(self._traced, new),
+                                     donate_argnums=self._donate)
+        self._structure = new
+        return new
 
     def __call__(self, x: Array, t: Array) -> Array:
-        if not (isinstance(x, self._array_type) and isinstance(t, self._array_type)):
+        array_type = self._array_type
+        if not (isinstance(x, array_type) and isinstance(t, array_type)):
             raise BackendMismatchError(
                 f"compile_step: the network lives on {self.network.backend}, so x and t must be "
                 f"JAX arrays, got {type(x).__module__}.{type(x).__qualname__} and "
@@ -109,17 +160,33 @@ class _JaxStep(CompiledStep):
                 f"bp_xp.to_device(array, {str(self.network.backend)!r})"
             )
         optimizer = self.optimizer
-        slots = self._slots
-        params = {key: layer.params[name] for key, (layer, name) in slots.items()}
-        layer_state = [dict(layer.state) for layer in self._layers]
-        loss, new_params, new_opt_state, new_layer_state = self._jitted(
-            params, optimizer.initial_state(params), layer_state, optimizer.step_count + 1, x, t)
-        for key, (layer, name) in slots.items():
-            layer.params[name] = new_params[key]
-        for layer, state in zip(self._layers, new_layer_state):
-            layer.state.update(state)
-        optimizer._state = new_opt_state  # the optimizer's own bookkeeping, as update() does it
+        structure = self._current_structure()
+        keys, owners, slots, state_owners = structure
+        params = tuple(layer.params[name] for layer, name in owners)
+        held = optimizer._state
+        try:
+            if any(len(held[slot]) != len(keys) for slot in slots):
+                raise KeyError(keys)
+            opt_state = tuple(tuple(held[slot][key] for key in keys) for slot in slots)
+        except KeyError:  # the first step, or state for other parameters: the slow path
+            named = dict(zip(keys, params))
+            held = optimizer.initial_state(named)  # zeros for parameters it has not seen
+            _check_optimizer_state(optimizer, named, named, held)  # refuses stale state
+            opt_state = tuple(tuple(held[slot][key] for key in keys) for slot in slots)
+        layer_state = tuple(layer.state[name] for layer, name in state_owners)
+        if self._step_value != optimizer._step:  # first call, or the optimizer was reloaded
+            self._step_array = self._jnp.asarray(optimizer._step, dtype=self._jnp.int32)
+        loss, new_params, new_opt_state, new_layer_state, self._step_array = self._jitted(
+            params, opt_state, layer_state, self._step_array, x, t)
+        for (layer, name), value in zip(owners, new_params):
+            layer.params[name] = value
+        for (layer, name), value in zip(state_owners, new_layer_state):
+            layer.state[name] = value
+        # The optimizer's own bookkeeping, as update() does it.
+        optimizer._state = {slot: dict(zip(keys, arrays))
+                            for slot, arrays in zip(slots, new_opt_state)}
         optimizer._step += 1
+        self._step_value = optimizer._step
         return loss
 
 

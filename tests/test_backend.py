@@ -377,3 +377,73 @@ def test_a_jax_tracer_meets_a_concrete_array_without_a_false_device_error():
         return xp.sum(x * constant)
 
     assert float(weighted_sum(jax.numpy.ones(3))) == 3.0
+
+
+# --------------------------------------------------------------------------------------
+# Fast kernels: each gives what the portable spelling gives; the portable path elsewhere
+# --------------------------------------------------------------------------------------
+
+
+def _ulps(got, expected, magnitude, dtype) -> float:
+    """Largest difference in units of the last place of ``magnitude`` (0 where bit-equal).
+
+    For ``a - s * b`` the magnitude is that of the operands, ``|a| + |s * b|``: one
+    rounding fewer moves the result by up to one of their ulps, however small the result.
+    """
+    got, expected = np.asarray(got, dtype=np.float64), np.asarray(expected, dtype=np.float64)
+    spacing = np.spacing(np.abs(magnitude).astype(dtype)).astype(np.float64)
+    return float(np.max(np.abs(got - expected) / spacing))
+
+
+def test_subtract_scaled_is_the_portable_update_within_one_ulp(xb, dtype, rng):
+    """``a - s * b``: torch's one-kernel ``sub(alpha=)`` may round once instead of twice.
+
+    Also checked against a float64 reference, which the portable spelling could not fail.
+    """
+    from bp_xp.backends import subtract_scaled
+
+    host_a, host_b = rng.standard_normal((300, 40)), rng.standard_normal((300, 40))
+    a, b = xb.asarray(host_a, dtype), xb.asarray(host_b, dtype)
+    got = subtract_scaled(a, b, 0.37)
+    xb.assert_on_backend(got, dtype)
+    assert tuple(got.shape) == (300, 40)
+    magnitude = np.abs(host_a) + np.abs(0.37 * host_b)
+    assert _ulps(xb.to_numpy(got), xb.to_numpy(a - 0.37 * b), magnitude, dtype) <= 1.0
+    reference = host_a.astype(dtype).astype(np.float64) - 0.37 * host_b.astype(dtype)
+    assert _ulps(xb.to_numpy(got), reference, magnitude, dtype) <= 2.0
+    np.testing.assert_array_equal(xb.to_numpy(a), host_a.astype(dtype))  # inputs untouched
+    np.testing.assert_array_equal(xb.to_numpy(b), host_b.astype(dtype))
+
+
+def test_a_fast_kernel_is_used_only_by_the_backend_that_has_it(xb):
+    """The portable spelling is the default: only the backend file's ``KERNELS`` replace it."""
+    from bp_xp.backends import fast_kernel, module_of
+
+    x = xb.asarray(np.ones((2, 2)), "float32")
+    bp_xp.namespace_of(x)  # the kernels are learned with the namespace
+    own = getattr(module_of(x), "KERNELS", {})
+    for name in ("zero_where", "subtract_scaled"):
+        assert fast_kernel(name, x) is own.get(name), (xb.case.family, name)
+    expected = {"numpy": {"zero_where"}, "torch": {"zero_where", "subtract_scaled"}}
+    assert set(own) == expected.get(xb.case.family, set())
+
+
+def test_every_kernel_a_backend_lists_has_a_dispatcher():
+    from bp_xp import backends
+
+    for name in bp_xp.BACKEND_NAMES:
+        module = __import__(f"bp_xp.backends.{name}", fromlist=["NAME"])
+        for kernel in getattr(module, "KERNELS", {}):
+            assert kernel in backends.__all__ and callable(getattr(backends, kernel)), (name, kernel)
+
+
+def test_a_fast_kernel_that_does_not_apply_falls_back_to_the_portable_spelling():
+    """A Python number for ``b``: torch's kernel declines, the portable spelling answers."""
+    torch = pytest.importorskip("torch")
+    from bp_xp.backends import subtract_scaled
+
+    a = torch.tensor([1.0, 2.0], dtype=torch.float64)
+    bp_xp.namespace_of(a)
+    assert bp_xp.backends.fast_kernel("subtract_scaled", a)(
+        a, 2.0, 0.5) is None
+    assert torch.equal(subtract_scaled(a, 2.0, 0.5), torch.tensor([0.0, 1.0], dtype=torch.float64))

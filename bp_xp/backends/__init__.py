@@ -13,8 +13,8 @@ module-level names:
   ``devices()`` and ``dtypes(xp, device)``;
 - ``from_host(host, device, chunks)`` and ``to_host(x)``, both always copies;
 - ``synchronize(device, arrays)`` (wait for queued device work);
-- optionally ``zero_where(mask, x)``, a fast path returning ``None`` where it does not
-  apply, ``SINGLE_DEVICE`` / ``DEVICE_ATTRIBUTE`` (shortcuts for :func:`namespace_of`'s
+- optionally ``KERNELS``, its fast kernels by name (see "Fast kernels" below),
+  ``SINGLE_DEVICE`` / ``DEVICE_ATTRIBUTE`` (shortcuts for :func:`namespace_of`'s
   device check), ``chunks_of(x)``, ``missing_dtype_hint(name)``, ``PROBE_IN_HINTS``.
 
 Adding a backend is one such file, its name in :data:`BACKEND_NAMES`, and a row of the
@@ -38,7 +38,7 @@ import array_api_compat
 import numpy as np
 
 from ._errors import BackendError, BackendMismatchError, BackendUnavailableError, DTypeError
-from ._namespace import ZERO_WHERE_FAST, namespace_of
+from ._namespace import _NAMESPACE_BY_TYPE, FAST_KERNELS, namespace_of
 
 __all__ = [
     "BACKEND_NAMES",
@@ -53,10 +53,12 @@ __all__ = [
     "backend_of",
     "dtype_name",
     "float_dtype",
+    "fast_kernel",
     "installed_hint",
     "module_of",
     "namespace_of",
     "resolve_backend",
+    "subtract_scaled",
     "to_device",
     "to_numpy",
     "zero_where",
@@ -488,8 +490,60 @@ def to_numpy(x: Any) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------
-# Kernels with a backend-specific fast path
+# Fast kernels: a portable spelling, and a backend's own faster way where it has one
 # --------------------------------------------------------------------------------------
+#
+# Layers, functions and optimizers call the dispatchers below instead of spelling these
+# few operations themselves. Each dispatcher looks up the fast function that the array's
+# backend file lists under the kernel's name in its ``KERNELS`` (learned per array type by
+# namespace_of, so the lookup is one dict access) and falls back to the portable Array API
+# spelling, which is the default: when the backend has no such kernel, when its kernel
+# returns ``None`` (it does not apply to these arrays), or when the array type is not yet
+# known. A fast kernel gives what the portable spelling gives, bit for bit or within one
+# rounding (tests/test_backend.py checks each on every backend of the test matrix).
+
+
+def fast_kernel(name: str, x: Any) -> Any:
+    """The fast function the backend of ``x`` has for kernel ``name``, or ``None``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fast_kernel("zero_where", np.zeros(2)).__module__
+    'bp_xp.backends.numpy'
+    >>> fast_kernel("subtract_scaled", np.zeros(2)) is None  # NumPy: the portable spelling
+    True
+    """
+    table = FAST_KERNELS.get(name)
+    fast = None if table is None else table.get(type(x))
+    if fast is None and type(x) not in _NAMESPACE_BY_TYPE and hasattr(x, "shape"):
+        try:
+            namespace_of(x)  # a type not met yet: learn its backend's kernels, then look again
+        except TypeError:
+            return None
+        table = FAST_KERNELS.get(name)
+        fast = None if table is None else table.get(type(x))
+    return fast
+
+
+def subtract_scaled(a: Any, b: Any, scale: float) -> Any:
+    """``a - scale * b`` as a new array: the SGD update.
+
+    ``scale`` is a Python float, so the result keeps ``a``'s dtype. PyTorch does it in one
+    kernel (``torch.sub(a, b, alpha=scale)``) instead of two passes and two allocations.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> subtract_scaled(np.array([1.0, 2.0]), np.array([2.0, 2.0]), 0.5)
+    array([0., 1.])
+    """
+    fast = fast_kernel("subtract_scaled", a)
+    if fast is not None:
+        out = fast(a, b, scale)
+        if out is not None:
+            return out
+    return a - scale * b
 
 
 def zero_where(mask: Any, x: Any, xp: ModuleType | None = None) -> Any:
@@ -513,7 +567,7 @@ def zero_where(mask: Any, x: Any, xp: ModuleType | None = None) -> Any:
     array([ 1.5, -2. ,  0. ,  nan])
     """
     kind = type(x)
-    fast = ZERO_WHERE_FAST.get(kind)
+    fast = FAST_KERNELS["zero_where"].get(kind)
     if fast is not None and type(mask) is kind and mask.shape == x.shape:
         out = fast(mask, x)
         if out is not None:

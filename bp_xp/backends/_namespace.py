@@ -7,7 +7,8 @@ any compute with an error naming both and the fix.
 
 What the cache learns about a new array type comes from the backend file that owns it
 (:mod:`bp_xp.backends.numpy` etc.): whether all its arrays share one device, whether
-its ``.device`` attribute can be compared directly, and its ``zero_where`` fast path.
+its ``.device`` attribute can be compared directly, and its fast kernels (the
+backend file's ``KERNELS``, dispatched by :mod:`bp_xp.backends`' kernel functions).
 """
 
 from __future__ import annotations
@@ -29,8 +30,13 @@ _NAMESPACE_BY_TYPE: dict[type, ModuleType] = {}
 _SINGLE_DEVICE_TYPES: set[type] = {np.ndarray}
 # Types whose ``.device`` is what array_api_compat.device() returns: compared directly (torch).
 _DEVICE_ATTRIBUTE_TYPES: set[type] = set()
-# Array type -> the owning backend's fast ``zero_where(mask, x)`` (returns None where it does not apply).
-ZERO_WHERE_FAST: dict[type, Callable[[Any, Any], Any]] = {np.ndarray: _numpy_backend.zero_where}
+#: Kernel name -> {array type -> the owning backend's fast function for it}: the backend
+#: file's ``KERNELS``, learned per array type with the namespace. A fast function returns
+#: ``None`` where it does not apply; the dispatchers (``bp_xp.backends.zero_where`` ...) then
+#: run the portable spelling.
+FAST_KERNELS: dict[str, dict[type, Callable[..., Any]]] = {
+    name: {np.ndarray: fn} for name, fn in _numpy_backend.KERNELS.items()
+}
 
 
 def namespace_of(*arrays: Any, names: Sequence[str] | None = None) -> ModuleType:
@@ -115,9 +121,8 @@ def _learn(kind: type, example: Any, xp: ModuleType) -> None:
         _SINGLE_DEVICE_TYPES.add(kind)
     if getattr(module, "DEVICE_ATTRIBUTE", False):
         _DEVICE_ATTRIBUTE_TYPES.add(kind)
-    fast = getattr(module, "zero_where", None)
-    if fast is not None:
-        ZERO_WHERE_FAST[kind] = fast
+    for name, fast in getattr(module, "KERNELS", {}).items():
+        FAST_KERNELS.setdefault(name, {})[kind] = fast
 
 
 def _check_same_device(arrays: Sequence[Any], names: Sequence[str] | None) -> None:

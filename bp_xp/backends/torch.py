@@ -1,7 +1,11 @@
 """PyTorch: CPU, CUDA and MPS devices (``"torch:cpu"``, ``"torch:cuda:1"``).
 
-Its Array API namespace is ``array_api_compat.torch``. It also holds the bitwise fast
-path of :func:`bp_xp.backends.zero_where` for large CPU tensors.
+Its Array API namespace is ``array_api_compat.torch``. It also holds PyTorch's fast
+kernels (:data:`KERNELS`), which :mod:`bp_xp.backends` dispatches to for torch tensors:
+the bitwise :func:`zero_where` for large CPU tensors and the one-kernel
+:func:`subtract_scaled` of the optimizer update. Each gives
+what the portable spelling gives (bit for bit, or within one rounding) and returns
+``None`` where it does not apply.
 """
 
 from __future__ import annotations
@@ -127,3 +131,23 @@ def zero_where(mask: Any, x: Any) -> Any:
     bits -= 1  # 0 where masked, all ones elsewhere
     bits &= x.view(integer)
     return bits.view(x.dtype)
+
+
+def subtract_scaled(a: Any, b: Any, scale: float) -> Any:
+    """``a - scale * b`` in one kernel, ``torch.sub(a, b, alpha=scale)``: a new tensor.
+
+    The portable spelling makes two passes over memory and allocates twice; this is the
+    cost of PyTorch's own eager SGD step. ``None`` when ``b`` is not a tensor.
+    """
+    import torch
+
+    if type(b) is not type(a):
+        return None
+    return torch.sub(a, b, alpha=scale)
+
+
+#: The fast kernels of this backend, by the name :mod:`bp_xp.backends` dispatches on.
+KERNELS = {
+    "zero_where": zero_where,
+    "subtract_scaled": subtract_scaled,
+}
