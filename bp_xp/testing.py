@@ -67,6 +67,10 @@ class Case:
     family: str
     float64: bool = True
     readonly: bool = False
+    #: Every call on this row is slow (JAX compiles each new operation, Dask builds and runs a
+    #: task graph): its tests carry the ``slow`` marker, so ``pytest -m "not slow"`` is a quick
+    #: everyday lane over the other rows, and a plain ``pytest`` still runs them all.
+    slow: bool = False
 
 
 CASES: tuple[Case, ...] = (
@@ -77,9 +81,9 @@ CASES: tuple[Case, ...] = (
     Case("strict_no_float64", "array_api_strict:no_float64", "array_api_strict", float64=False),
     Case("torch_cpu", "torch:cpu", "torch"),
     Case("torch_cuda", "torch:cuda", "torch"),
-    Case("jax_cpu", "jax:cpu", "jax"),
-    Case("jax_gpu", "jax:gpu", "jax"),
-    Case("dask", "dask", "dask"),
+    Case("jax_cpu", "jax:cpu", "jax", slow=True),
+    Case("jax_gpu", "jax:gpu", "jax", slow=True),
+    Case("dask", "dask", "dask", slow=True),
     Case("cupy", "cupy", "cupy"),
 )
 
@@ -203,7 +207,9 @@ _CASE_PROPERTY = "bp_xp_case"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Enable JAX's float64 for the session, so the float64 rows run on JAX too."""
+    """Register the ``slow`` marker; enable JAX's float64, so the float64 rows run on JAX too."""
+    config.addinivalue_line("markers", "slow: takes seconds (or runs on a slow matrix row); "
+                                       'pytest -m "not slow" leaves it out')
     if importlib.util.find_spec("jax") is not None:
         import jax
 
@@ -259,14 +265,18 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     if "dtype" in metafunc.fixturenames:
         rows = [
-            pytest.param(case, dtype, id=f"{case.id}-{dtype}")
+            pytest.param(case, dtype, id=f"{case.id}-{dtype}", marks=_marks(case))
             for case in CASES
             for dtype in ("float32", "float64")
             if dtype == "float32" or case.float64
         ]
         metafunc.parametrize(("xb_case", "dtype"), rows)
     else:
-        metafunc.parametrize("xb_case", [pytest.param(c, id=c.id) for c in CASES])
+        metafunc.parametrize("xb_case", [pytest.param(c, id=c.id, marks=_marks(c)) for c in CASES])
+
+
+def _marks(case: Case) -> list[pytest.MarkDecorator]:
+    return [pytest.mark.slow] if case.slow else []
 
 
 @pytest.fixture

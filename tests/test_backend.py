@@ -110,6 +110,7 @@ def test_namespace_of_names_both_sides_of_a_mismatch():
         bp_xp.namespace_of(1.0, None)
 
 
+@pytest.mark.slow
 def test_bp_xp_require_turns_a_skip_into_a_failure(pytester, monkeypatch):
     pytester.makeconftest('pytest_plugins = ["bp_xp.testing"]')
     pytester.makepyfile("def test_any(xb):\n    assert xb.xp is not None\n")
@@ -331,6 +332,7 @@ def test_assert_close_still_fails_on_a_wrong_value(xb, dtype):
         xb.assert_equal(actual, expected + 1, dtype)
 
 
+@pytest.mark.slow
 def test_the_plugin_reports_the_matrix_in_the_header_and_the_summary(pytester):
     pytester.makeconftest('pytest_plugins = ["bp_xp.testing"]')
     pytester.makepyfile("def test_any(xb):\n    assert xb.xp is not None\n")

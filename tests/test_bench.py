@@ -27,6 +27,7 @@ import reference as ref  # noqa: E402
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.slow
 def test_every_implementation_agrees_with_bp_xp_on_the_book_net(dtype):
     problem = _problems.make_problem(_problems.NETS[0], dtype)
     assert problem.net.sizes == (784, 50, 10) and problem.x.shape == (100, 784)

@@ -270,6 +270,7 @@ def _train(backend, compile, rng_seed: int = 3):
     return trainer, trainer.train()
 
 
+@pytest.mark.slow
 def test_the_trainer_compiles_on_jax_by_default_and_matches_the_eager_run():
     _, backend = _jax_case()
     trainer, history = _train(backend, "auto")
@@ -290,6 +291,7 @@ def test_the_trainer_refuses_an_unknown_compile_mode():
         _train("numpy", "yes")
 
 
+@pytest.mark.slow
 def test_a_layer_that_draws_on_the_host_is_never_traced(rng):
     pytest.importorskip("jax")
     from bp_xp.optim import SGD

@@ -95,6 +95,7 @@ def test_bad_configuration_names_the_sizes():
         net.predict(np.zeros((2, 36), dtype=np.float32))
 
 
+@pytest.mark.slow
 def test_trainer_and_cli_accept_the_convnet(tmp_path, capsys):
     from bp_xp.cli import main
 

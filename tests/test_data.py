@@ -857,6 +857,7 @@ def test_stale_temp_files_of_dead_processes_are_removed(tmp_path, server, checks
     assert leftovers(d) == sorted([name, alive.name, unnamed_new.name, other.name])
 
 
+@pytest.mark.slow
 def test_kill_9_during_download_leaves_nothing_on_next_run(tmp_path, server, checksums):
     name = FILES["train_img"]
     d = tmp_path / "mnist"

@@ -22,6 +22,9 @@ from bp_xp.distributed import (  # noqa: E402
 )
 from bp_xp.optim import SGD, Momentum  # noqa: E402
 
+#: Every test here starts a cluster of worker processes: seconds each.
+pytestmark = pytest.mark.slow
+
 WORKER_MEMORY = 256 * 2**20
 
 

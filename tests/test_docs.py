@@ -372,6 +372,7 @@ def built_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     return site, done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_built_site_shows_no_markers(built_site: tuple[Path, str]) -> None:
     site, _ = built_site
     pages = list(site.rglob("*.html"))

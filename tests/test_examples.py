@@ -26,6 +26,7 @@ def test_buy_apple_prints_the_books_values():
 
 
 @pytest.mark.parametrize("backend", ["numpy", "torch", "jax", "array_api_strict"])
+@pytest.mark.slow
 def test_gradient_check_example(backend):
     if backend not in bp_xp.available_backends():
         pytest.skip(f"{backend} is not installed")
@@ -36,6 +37,7 @@ def test_gradient_check_example(backend):
     assert max(errors) < 1e-6
 
 
+@pytest.mark.slow
 def test_train_dask_example_learns_on_a_local_cluster():
     pytest.importorskip("dask.distributed")
     out = _run("train_dask.py", "--workers", "2", "--chunks", "2", "--iters", "60",

@@ -259,6 +259,7 @@ def real_mnist(tmp_path_factory: pytest.TempPathFactory) -> RealMnist:
 # -- the tests --------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_rebuilt_files_are_the_official_files(real_mnist: RealMnist) -> None:
     if not real_mnist.exact:
         pytest.skip("GNU gzip is not on PATH: the official .gz bytes cannot be rebuilt")
