@@ -271,9 +271,27 @@ def _nll_with_hits(xp: Any, logp: Array, t: Array, hits: Array | None,
     return total * (-1.0 / logp.shape[0])  # one operation on the 0-d array, not two
 
 
+#: ``(namespace, label dtype, num_classes) -> iinfo``: labels that passed once pass again
+#: without the two namespace calls (about 2 us of every step on NumPy).
+_CHECKED_LABELS: dict[tuple[Any, Any, int], Any] = {}
+
+
 def _require_integer_labels(xp: Any, t: Array, num_classes: int) -> Any:
     """Refuse non-integer labels and integer dtypes too narrow for ``num_classes``;
     return ``xp.iinfo(t.dtype)``."""
+    try:
+        return _CHECKED_LABELS[(xp, t.dtype, num_classes)]
+    except (KeyError, TypeError):  # not seen yet, or a dtype that cannot be a dict key
+        pass
+    info = _checked_label_info(xp, t, num_classes)
+    try:
+        _CHECKED_LABELS[(xp, t.dtype, num_classes)] = info
+    except TypeError:
+        pass
+    return info
+
+
+def _checked_label_info(xp: Any, t: Array, num_classes: int) -> Any:
     if not xp.isdtype(t.dtype, "integral"):
         raise TypeError(
             f"integer class labels must have an integer dtype (uint8, int32, int64...), "

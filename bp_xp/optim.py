@@ -37,7 +37,7 @@ import numbers
 from collections.abc import Mapping, MutableMapping
 from typing import Any, ClassVar
 
-from ._checks import check_like
+from ._checks import check_like, same_kind
 from .backends import backend_of, namespace_of, resolve_backend, subtract_scaled
 from .params import Params
 
@@ -265,8 +265,7 @@ class Optimizer:
                     hint: str = "") -> None:
         # The hot path of every update: an array of the parameter's own type, shape and
         # dtype on its device passes without building check_like's messages (a few us each).
-        if (type(other) is type(param) and other.shape == param.shape
-                and other.dtype == param.dtype):
+        if same_kind(param, other):
             namespace_of(param, other, names=(param_name, other_name))  # the device check
             return
         check_like(param, other, where=f"{type(self).__name__}.update", ref_name=param_name,

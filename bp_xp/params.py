@@ -18,7 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterator, MutableMapping
 from typing import Any
 
-from ._checks import check_like
+from ._checks import check_like, same_kind
+from .backends import namespace_of
 
 __all__ = ["Params"]
 
@@ -60,6 +61,10 @@ class Params(MutableMapping):
         owner, name = self._slot(key)
         old = owner.params[name]
         if value is old:  # the in-place path: `params[k] -= g` hands back the same array
+            return
+        if same_kind(old, value):  # the update of every step: only the device is left to check
+            namespace_of(old, value, names=(f"params[{key!r}]", "the new value"))
+            owner.params[name] = value
             return
         check_like(old, value, where=f"cannot set params[{key!r}]", ref_name="the parameter",
                    value_name="the new value",

@@ -128,6 +128,11 @@ class Sequential:
             self.dtype = self.backend.dtype("float32")
         self._train_aware = tuple(accepts_keyword(layer.forward, "train_flg")
                                   for layer in named.values())
+        # What every step walks, computed once: the layers in backward order and the
+        # (key, layer, name) of each parameter.
+        self._backward_order = tuple(reversed(named.values()))
+        self._slot_items = tuple((key, layer, name)
+                                 for key, (layer, name) in self.params.slots.items())
         first = next(iter(named.values()), None)
         self._first_skips_dx = first is not None and accepts_keyword(first.backward, "need_dx")
 
@@ -204,19 +209,20 @@ class Sequential:
         """
         loss = self.loss(x, t, train_flg=True)
         dout = self.last_layer.backward(1)
-        layers = list(self.layers.values())
-        for layer in reversed(layers[1:]):
+        *later, first = self._backward_order or (None,)
+        for layer in later:
             dout = layer.backward(dout)
-        if layers:
+        if first is not None:
             if self._first_skips_dx:
-                layers[0].backward(dout, need_dx=False)  # the input's gradient is never used
+                first.backward(dout, need_dx=False)  # the input's gradient is never used
             else:
-                layers[0].backward(dout)
+                first.backward(dout)
+        decay = self.weight_decay_lambda
         grads = {}
-        for key, (layer, name) in self.params.slots.items():
+        for key, layer, name in self._slot_items:
             grad = layer.grads[name]
-            if name == "W" and self.weight_decay_lambda:
-                grad = grad + self.weight_decay_lambda * layer.params[name]
+            if decay and name == "W":
+                grad = grad + decay * layer.params[name]
             grads[key] = grad
         return loss, grads
 
