@@ -11,8 +11,8 @@
   of an epoch, a new dataset), never per step.
 * **Everywhere else** (NumPy, PyTorch, CuPy, Dask, array-api-strict): the eager step,
   ``network.loss_and_gradient`` then ``optimizer.update``. ``torch.compile`` was measured
-  on the CPU and did not win (1.39x the eager step's time; "Compiled step and PyTorch parity" in ``docs/performance.md``), so
-  it is not used.
+  on the CPU and did not win (1.39x the eager step's time; see "Compiled step and PyTorch
+  parity" in ``docs/performance.md``), so it is not used.
 
 After every call the network's ``params`` and the optimizer's ``state_dict()`` hold the
 new arrays, so checkpoints, evaluation and the book's ``params['W1']`` keep working
