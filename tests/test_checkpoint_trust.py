@@ -72,6 +72,19 @@ def _peak_rss_of(code, limit_bytes=1 << 30):
                           capture_output=True, text=True, env=env, timeout=120, check=False)
 
 
+def _load_under_one_gib(path):
+    """Load ``path`` in a subprocess that cannot map more than 1 GiB; return what it printed."""
+    done = _peak_rss_of(f"""
+        from bp_xp.checkpoint import load, CheckpointError
+        try:
+            load({str(path)!r})
+        except CheckpointError as exc:
+            print("refused:", exc)
+    """, limit_bytes=1 << 30)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
 # --------------------------------------------------------------------------------------
 # Bounded reads
 # --------------------------------------------------------------------------------------
@@ -83,16 +96,8 @@ def test_a_member_that_claims_two_to_the_forty_floats_is_refused_before_reading(
     np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
                                                   "shape": (2**40,)})
     members["layer/0/params/W.npy"] = header.getvalue() + b"\0" * 64
-    bad = _zip(tmp_path / "huge.npz", members)
-    done = _peak_rss_of(f"""
-        from bp_xp.checkpoint import load, CheckpointError
-        try:
-            load({str(bad)!r})
-        except CheckpointError as exc:
-            print("refused:", exc)
-    """, limit_bytes=1 << 30)  # 1 GiB of address space: a 4 TiB allocation cannot happen
-    assert done.returncode == 0, done.stderr
-    assert "refused:" in done.stdout and "declares shape (1099511627776,)" in done.stdout
+    out = _load_under_one_gib(_zip(tmp_path / "huge.npz", members))  # 4 TiB cannot be mapped
+    assert "refused:" in out and "declares shape (1099511627776,)" in out
 
 
 def test_a_compressed_member_is_refused_without_inflating_it(good, tmp_path):
@@ -122,16 +127,8 @@ def test_v1_sizes_that_do_not_match_the_arrays_allocate_nothing(tmp_path):
     document = json.loads(np.lib.format.read_array(io.BytesIO(members["metadata.json.npy"])).tobytes())
     document["architecture"].update({"class": "TwoLayerNet", "sizes": [30000, 30000, 2]})
     members["metadata.json.npy"] = _metadata_member(document)
-    bad = _zip(tmp_path / "sizes.npz", members)
-    done = _peak_rss_of(f"""
-        from bp_xp.checkpoint import load, CheckpointError
-        try:
-            load({str(bad)!r})
-        except CheckpointError as exc:
-            print("refused:", exc)
-    """, limit_bytes=1 << 30)  # building 30000 x 30000 float32 weights would need 3.6 GB
-    assert done.returncode == 0, done.stderr
-    assert "refused:" in done.stdout and "30000" in done.stdout
+    out = _load_under_one_gib(_zip(tmp_path / "sizes.npz", members))  # 30000**2 floats: 3.6 GB
+    assert "refused:" in out and "30000" in out
 
 
 def test_members_claiming_more_bytes_than_the_file_has_are_refused(good, tmp_path):
