@@ -533,15 +533,17 @@ def _rebuild_network(archive: _Archive, meta: dict[str, Any], target: Backend,
     # Every size is known from the headers before any array is read.
     for name in archive.names():
         archive.header(name)
+    by_owner: dict[str, list[tuple[str, str, str]]] = {}
+    for name in archive.names():
+        head, _, key = name.rpartition("/")
+        owner, _, what = head.rpartition("/")
+        if what in ("params", "state"):
+            by_owner.setdefault(owner, []).append((what, key, name))
     rebuilt: list[Layer] = []
     for prefix, spec in specs:
         arrays: dict[str, dict[str, Any]] = {"params": {}, "state": {}}
-        for name in archive.names():
-            head, _, key = name.rpartition("/")
-            owner, _, what = head.rpartition("/")
-            if owner == prefix and what in arrays:
-                host = archive.array(name)
-                arrays[what][key] = target.asarray(host, dtype=dtype)
+        for what, key, name in by_owner.get(prefix, ()):
+            arrays[what][key] = target.asarray(archive.array(name), dtype=dtype)
         try:
             rebuilt.append(rebuild_layer(spec, arrays["params"], arrays["state"]))
         except KeyError as exc:

@@ -26,9 +26,31 @@ from typing import Any
 
 from .backends import BackendMismatchError
 
-__all__ = ["CompiledStep", "compile_step", "untraceable_layers"]
+__all__ = ["CompiledStep", "compile_step", "train_step", "untraceable_layers"]
 
 Array = Any
+
+
+def train_step(network: Any, optimizer: Any, x: Array, t: Array) -> Array:
+    """One minibatch step: gradients, then the optimizer's update. Returns the loss (0-d).
+
+    The eager step, written once: the Trainer (through :class:`CompiledStep`), compiled
+    steps on backends without a compiler, and :func:`bp_xp.distributed.train_step` all run
+    it. Nothing is read back from the device. Also importable as ``bp_xp.train.train_step``.
+
+    Examples
+    --------
+    >>> import numpy as np, bp_xp
+    >>> from bp_xp.optim import SGD
+    >>> from bp_xp.train import train_step
+    >>> net = bp_xp.TwoLayerNet(4, 5, 3, seed=0)
+    >>> loss = train_step(net, SGD(lr=0.1), np.ones((2, 4), np.float32), np.array([0, 2]))
+    >>> loss.shape, loss.dtype
+    ((), dtype('float32'))
+    """
+    loss, grads = network.loss_and_gradient(x, t)
+    optimizer.update(network.params, grads)
+    return loss
 
 
 class CompiledStep:
@@ -53,9 +75,7 @@ class CompiledStep:
         self.trace_count = 0
 
     def __call__(self, x: Array, t: Array) -> Array:
-        loss, grads = self.network.loss_and_gradient(x, t)
-        self.optimizer.update(self.network.params, grads)
-        return loss
+        return train_step(self.network, self.optimizer, x, t)
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(kind={self.kind!r}, network={self.network!r}, "

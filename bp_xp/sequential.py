@@ -155,7 +155,7 @@ class Sequential:
         if self.weight_decay_lambda:
             xp = self.backend.xp
             decay = sum(xp.sum(layer.params[name] ** 2)
-                        for layer, name in self.params.slots.values() if name == "W")
+                        for _, layer, name in self._slot_items if name == "W")
             loss = loss + 0.5 * self.weight_decay_lambda * decay
         return loss
 

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np  # host-side only: dataset checks and the seeded minibatch order
 
 from .backends import Backend, BackendUnavailableError, dtype_name, to_numpy
-from .compile import CompiledStep, compile_step, untraceable_layers
+from .compile import CompiledStep, compile_step, train_step, untraceable_layers
 from .data import validate_dataset
 from .optim import get_optimizer
 from .sequential import Sequential
@@ -44,27 +44,6 @@ class NonFiniteLossError(FloatingPointError):
     Raised by :meth:`Trainer.evaluate`, the one place where step losses reach the host,
     so detecting it costs no extra device-to-host read.
     """
-
-
-def train_step(network: Sequential, optimizer: Any, x: Array, t: Array) -> Array:
-    """One minibatch step: gradients, then the optimizer's update. Returns the loss (0-d).
-
-    The step every training path runs (the Trainer, :func:`bp_xp.distributed.train_step`),
-    written once. Nothing is read back from the device.
-
-    Examples
-    --------
-    >>> import numpy as np, bp_xp
-    >>> from bp_xp.optim import SGD
-    >>> from bp_xp.train import train_step
-    >>> net = bp_xp.TwoLayerNet(4, 5, 3, seed=0)
-    >>> loss = train_step(net, SGD(lr=0.1), np.ones((2, 4), np.float32), np.array([0, 2]))
-    >>> loss.shape, loss.dtype
-    ((), dtype('float32'))
-    """
-    loss, grads = network.loss_and_gradient(x, t)
-    optimizer.update(network.params, grads)
-    return loss
 
 
 class Trainer:

@@ -175,8 +175,7 @@ def _manual_hint(directory: Path) -> str:
         f"To use MNIST without network, download {names} on a machine that is "
         f"online and copy them into {directory} (or into <dir>/mnist and pass "
         "data_dir=<dir>, or set BP_XP_DATA_DIR=<dir>); or use the offline subset "
-        "that needs no download: bp_xp.data.load_dataset('mnist-5k') "
-        '(pip install "bp_xp[mnist]").'
+        "that ships with bp_xp: bp_xp.data.load_dataset('mnist-5k')."
     )
 
 
