@@ -33,21 +33,26 @@ Array = Any
 
 def conv_output_size(input_size: int, filter_size: int, stride: int = 1, pad: int = 0, *,
                      what: str = "im2col", axis: str = "height") -> int:
-    """``(input_size + 2 pad - filter_size) / stride + 1``, refusing sizes that do not fit.
+    """``1 + (input_size + 2 pad - filter_size) // stride``: the book's and PyTorch's size.
 
-    The book floors the division silently, which drops the last rows of the input; here
-    a stride that does not divide, or a filter larger than the padded input, is an error
-    naming the sizes (``what`` and ``axis`` say where, for the message).
+    When ``stride`` does not divide ``input_size + 2 pad - filter_size``, the division is
+    floored, as in the book's ``common/util.py`` and ``torch.nn.Conv2d``: the last rows
+    (columns) that no whole window reaches are left out, and get a zero gradient. A filter
+    larger than the padded input, or a stride, pad or filter size that is not a
+    non-negative integer, is an error naming the sizes (``what`` and ``axis`` say where,
+    for the message).
 
     Examples
     --------
     >>> from bp_xp.functions import conv_output_size
     >>> conv_output_size(28, 5), conv_output_size(24, 2, stride=2), conv_output_size(7, 3, 2, 1)
     (24, 12, 4)
-    >>> conv_output_size(6, 3, stride=2)
+    >>> conv_output_size(6, 3, stride=2)  # floor(3 / 2) + 1: the last row is not reached
+    2
+    >>> conv_output_size(2, 3)
     Traceback (most recent call last):
     ...
-    ValueError: im2col: stride 2 does not divide the input height 6 + 2*0 padding - filter 3 = 3; ...
+    ValueError: im2col: the filter height 3 is larger than the padded input height 2 + 2*0 = 2
     """
     for name, value, low in (("stride", stride, 1), ("pad", pad, 0), ("filter size", filter_size, 1)):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
@@ -58,15 +63,7 @@ def conv_output_size(input_size: int, filter_size: int, stride: int = 1, pad: in
             f"{what}: the filter {axis} {filter_size} is larger than the padded input {axis} "
             f"{input_size} + 2*{pad} = {padded}"
         )
-    span = padded - filter_size
-    if span % stride:
-        raise ValueError(
-            f"{what}: stride {stride} does not divide the input {axis} {input_size} + 2*{pad} "
-            f"padding - filter {filter_size} = {span}; choose a stride, pad or filter size "
-            f"for which it does (the book's code would silently drop the last {span % stride} "
-            f"row(s))"
-        )
-    return span // stride + 1
+    return (padded - filter_size) // stride + 1
 
 
 def _check_image(what: str, shape: tuple[int, ...]) -> None:
@@ -117,7 +114,11 @@ def fold(xp: Any, pieces: list[Array], padded_shape: tuple[int, int, int, int], 
         img = xp.stack(pieces, axis=-1)  # (N, C, oh, ow, fh * fw)
         img = xp.reshape(img, (N, C, out_h, out_w, filter_h, filter_w))
         img = xp.permute_dims(img, (0, 1, 2, 4, 3, 5))
-        return xp.reshape(img, (N, C, hp, wp))
+        img = xp.reshape(img, (N, C, out_h * filter_h, out_w * filter_w))
+        missing_h, missing_w = hp - out_h * filter_h, wp - out_w * filter_w
+        if missing_h or missing_w:  # a floored size: the last rows/columns get no gradient
+            img = xpx.pad(img, ((0, 0), (0, 0), (0, missing_h), (0, missing_w)), xp=xp)
+        return img
     first = pieces[0]
     img = xp.zeros((N, C, hp, wp), dtype=first.dtype, device=_device(first))
     h_end, w_end = stride * (out_h - 1) + 1, stride * (out_w - 1) + 1
@@ -136,8 +137,9 @@ def im2col(input_data: Array, filter_h: int, filter_w: int, stride: int = 1,
     input_data : array, shape (N, C, H, W)
     filter_h, filter_w : int
     stride, pad : int
-        ``pad`` zeros are added on every side. ``(H + 2 pad - filter_h)`` (and the same
-        for the width) must be a multiple of ``stride``.
+        ``pad`` zeros are added on every side. The output size is
+        ``1 + (H + 2 pad - filter_h) // stride`` (the same for the width), floored as in
+        the book when ``stride`` does not divide.
 
     Returns
     -------

@@ -3,15 +3,33 @@
 Each optimizer keeps the book's interface, ``optimizer.update(params, grads)``, and the
 book's update rules, with three changes that make it portable:
 
-* parameters are updated by reassignment (``params[key] = new``), never in place, so
-  the same code runs on JAX and on read-only arrays, and a network's :class:`~bp_xp.Params`
-  checks every new array before storing it;
+* each new value is computed first, as a new array, by a rule written without in-place
+  operations (so the same rule runs on JAX and traces under ``jax.jit``); then the step is
+  *committed*, all of it or nothing:
+
+  - a network's :class:`~bp_xp.Params` gets each layer's entry replaced (the layer is
+    the one owner of its array, so ``predict`` sees the new one);
+  - a plain dict of *mutable* arrays (NumPy arrays that are writeable, torch tensors
+    that do not require grad, CuPy arrays) gets the new values copied *into* its arrays,
+    as the book's ``params[key] -= ...`` does, so a book-style network whose layers hold
+    the same arrays as its ``params`` dict trains;
+  - every other entry (JAX, Dask, array-api-strict arrays, read-only NumPy arrays,
+    Python numbers) is replaced in the dict. A mapping that cannot be assigned to is
+    refused before anything changes (the caller could not see the step);
+
 * everything is validated *before* anything changes: a missing gradient, a wrong shape,
   dtype or device raises an error naming the key and leaves parameters and state as
-  they were;
+  they were; an exception from the mapping while committing restores the entries
+  already replaced, and a ``KeyboardInterrupt`` arriving during the commit (in the main
+  thread) is held until the commit is done. After any exception, every parameter holds
+  its value from before the step, or every parameter its value from after it;
 * hyperparameters are Python floats (weak scalars), so a float32 parameter stays
   float32 and no extra array or host synchronisation appears in the step; Adam's bias
   correction is a Python float computed from the Python ``int`` step count.
+
+Parameters may also be Python numbers (the book's ``ch06/optimizer_compare_naive.py``
+keeps ``params = {"x": -7.0, "y": 2.0}``): their gradients must then be numbers too,
+and they stay Python floats.
 
 State (velocities, moments) is created lazily on the first update with
 ``xp.zeros_like(param)``, so it lives on each parameter's backend, device and dtype.
@@ -34,6 +52,8 @@ from __future__ import annotations
 
 import math
 import numbers
+import signal
+import threading
 from collections.abc import Mapping, MutableMapping
 from typing import Any, ClassVar
 
@@ -132,22 +152,26 @@ class Optimizer:
     # -- the update ---------------------------------------------------------------------
 
     def update(self, params: MutableMapping[str, Array], grads: Mapping[str, Array]) -> None:
-        """Apply one step of the rule to every parameter, by reassignment.
+        """Apply one step of the rule to every parameter, all of it or nothing.
 
         Parameters
         ----------
         params : MutableMapping
-            A network's ``params`` or a plain dict ``{name: array}``.
+            A network's ``params``, or a plain dict ``{name: array or number}``. Mutable
+            arrays of a plain dict (writeable NumPy, torch without ``requires_grad``, CuPy)
+            are updated in place, as in the book; other entries are replaced.
         grads : Mapping
             Gradients with exactly the keys of ``params``, each with the parameter's
-            shape, dtype, backend and device. They are not modified.
+            shape, dtype, backend and device (a number for a number). They are not
+            modified.
 
         Raises
         ------
         ValueError
             When keys or shapes do not match (or the optimizer's state does not fit).
         TypeError
-            When a gradient's dtype differs from its parameter's.
+            When a gradient's dtype differs from its parameter's, or when ``params`` is a
+            read-only mapping holding an entry that can only be replaced.
         BackendMismatchError
             When a gradient or a state array is on another backend or device; move the
             optimizer with :meth:`to` after moving the network.
@@ -156,20 +180,53 @@ class Optimizer:
         """
         self._check(params, grads)
         current = {key: params[key] for key in params}
+        numbers_ = [key for key, value in current.items() if _is_number(value)]
+        if numbers_:  # Python-number parameters: the rule runs on Python floats
+            current.update((key, float(current[key])) for key in numbers_)
+            grads = {**grads, **{key: float(grads[key]) for key in numbers_}}
         new_params, new_state = self.functional_update(current, grads, self.initial_state(current),
                                                        self._step + 1)
-        # Commit only once every new array exists, so a failure leaves no half step.
+        self._commit(params, current, new_params, new_state)
+
+    def _commit(self, params: MutableMapping[str, Array], current: Mapping[str, Array],
+                new_params: dict[str, Array], new_state: dict[str, dict[str, Array]]) -> None:
+        """Store a computed step: parameters, state and step count, all or nothing."""
         if isinstance(params, Params):
             # `_check` has validated every gradient and state array against its parameter and
             # the rule keeps shape, dtype and device, so the layer's own entry is replaced
             # directly instead of through Params' per-array checks (a few us per parameter).
-            for key, (owner, name) in params._slots.items():
-                owner.params[name] = new_params[key]
+            targets = [(owner.params, name, new_params[key])
+                       for key, (owner, name) in params._slots.items()]
+            in_place: list[tuple[Array, Array]] = []
         else:
-            for key, value in new_params.items():
-                params[key] = value
-        self._state = new_state
-        self._step += 1
+            in_place, replaced = [], []
+            for key, new in new_params.items():
+                old = current[key]
+                (in_place.append((old, new)) if _mutable(old) else replaced.append(key))
+            if replaced and not hasattr(params, "__setitem__"):
+                raise TypeError(
+                    f"{type(self).__name__}.update: params is a read-only "
+                    f"{type(params).__name__}, but {', '.join(map(repr, replaced))} can only "
+                    "be updated by storing a new value (immutable arrays or numbers); the "
+                    "caller would never see the step. Pass a dict or the network's params"
+                )
+            targets = [(params, key, new_params[key]) for key in replaced]
+        with _HeldInterrupt():
+            done: list[tuple[Any, str, Array]] = []
+            try:
+                for mapping, key, value in targets:
+                    old = mapping[key]
+                    mapping[key] = value
+                    done.append((mapping, key, old))
+            except BaseException:
+                for mapping, key, old in reversed(done):  # undo: nothing has changed
+                    mapping[key] = old
+                raise
+            # Copies into arrays bp_xp validated: no Python exception is left to raise.
+            for old, new in in_place:
+                _copy_into(old, new)
+            self._state = new_state
+            self._step += 1
 
     def initial_state(self, params: Mapping[str, Array]) -> dict[str, dict[str, Array]]:
         """The state :meth:`functional_update` needs for ``params``: this optimizer's own
@@ -181,7 +238,8 @@ class Optimizer:
         for key, param in params.items():
             for slot in self.slots:
                 if key not in state[slot]:
-                    state[slot][key] = namespace_of(param).zeros_like(param)
+                    state[slot][key] = 0.0 if _is_number(param) else (
+                        namespace_of(param).zeros_like(param))
         return state
 
     def functional_update(self, params: Mapping[str, Array], grads: Mapping[str, Array],
@@ -253,6 +311,9 @@ class Optimizer:
                 )
         for key in params:
             param, grad = params[key], grads[key]
+            if _is_number(param):
+                self._check_number(key, grad)
+                continue
             self._check_like(param, grad, f"params[{key!r}]", f"grads[{key!r}]")
             for slot in self.slots:
                 if key in self._state[slot]:
@@ -260,6 +321,19 @@ class Optimizer:
                                      f"the optimizer's {slot!r} state of {key!r}",
                                      hint=" (after net.to(...), move the optimizer too: "
                                           "optimizer = optimizer.to(...))")
+
+    def _check_number(self, key: str, grad: Any) -> None:
+        """A Python-number parameter takes a number gradient, and number state."""
+        where = f"{type(self).__name__}.update"
+        if not _is_number(grad):
+            raise TypeError(f"{where}: params[{key!r}] is a number, so grads[{key!r}] must be a "
+                            f"real number too, got {type(grad).__name__}")
+        for slot in self.slots:
+            held = self._state[slot].get(key, 0.0)
+            if not _is_number(held):
+                raise TypeError(f"{where}: params[{key!r}] is a number but the optimizer's "
+                                f"{slot!r} state of {key!r} is a {type(held).__name__}; was "
+                                "this optimizer used for another network?")
 
     def _check_like(self, param: Array, other: Array, param_name: str, other_name: str,
                     hint: str = "") -> None:
@@ -373,11 +447,87 @@ class Optimizer:
         clone = type(self)(**self._hyperparameters)
         clone._step = self._step
         clone._state = {
-            slot: {key: (target or backend_of(array)).asarray(array, dtype=dtype)
+            slot: {key: array if _is_number(array)  # the state of a Python-number parameter
+                   else (target or backend_of(array)).asarray(array, dtype=dtype)
                    for key, array in arrays.items()}
             for slot, arrays in self._state.items()
         }
         return clone
+
+
+# --------------------------------------------------------------------------------------
+# Committing a step: numbers, mutable arrays, interrupts
+# --------------------------------------------------------------------------------------
+
+
+def _is_number(value: Any) -> bool:
+    """A Python or NumPy real number (not ``bool``): a parameter the rule steps as a float."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+class _PythonNumbers:
+    """The two namespace functions the rules call, for Python-float parameters."""
+
+    sqrt = staticmethod(math.sqrt)
+
+    @staticmethod
+    def zeros_like(value: Any) -> float:
+        return 0.0
+
+
+def _namespace(param: Any) -> Any:
+    return _PythonNumbers if _is_number(param) else namespace_of(param)
+
+
+def _mutable(array: Any) -> bool:
+    """Whether ``array`` can take the step in place: the book's semantics.
+
+    Writeable NumPy arrays, torch tensors that do not require grad (autograd forbids
+    writing into those) and CuPy arrays. Everything else (JAX, Dask, array-api-strict,
+    read-only NumPy arrays) is replaced instead.
+    """
+    module = type(array).__module__
+    if module == "numpy":
+        return bool(getattr(array, "flags", None) is not None and array.flags.writeable)
+    if module.startswith("torch"):
+        return not array.requires_grad and not array.is_inference()
+    return module.startswith("cupy")
+
+
+def _copy_into(target: Array, value: Array) -> None:
+    if type(target).__module__.startswith("torch"):
+        target.copy_(value)
+    else:
+        target[...] = value
+
+
+class _HeldInterrupt:
+    """Hold a ``KeyboardInterrupt`` (SIGINT) until the block ends, then raise it.
+
+    A step's commit is a few dict stores and copies; an interrupt between two of them
+    would leave half a step. Only the main thread receives signals, and only a Python
+    handler (the default one raises ``KeyboardInterrupt``) can be put back and called,
+    so elsewhere this does nothing.
+    """
+
+    def __enter__(self) -> _HeldInterrupt:
+        self._previous: Any = None
+        self._received: tuple[int, Any] | None = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.getsignal(signal.SIGINT)
+            if callable(previous):
+                self._previous = previous
+                signal.signal(signal.SIGINT, self._hold)
+        return self
+
+    def _hold(self, signum: int, frame: Any) -> None:
+        self._received = (signum, frame)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+            if self._received is not None:
+                self._previous(*self._received)
 
 
 # --------------------------------------------------------------------------------------
@@ -498,7 +648,7 @@ class AdaGrad(Optimizer):
 
     def _rule(self, param: Array, grad: Array, state: dict[str, Array],
               step: int) -> tuple[Array, dict[str, Array]]:
-        xp = namespace_of(param)
+        xp = _namespace(param)
         h = state["h"] + grad * grad
         return param - self.lr * grad / (xp.sqrt(h) + EPSILON), {"h": h}
 
@@ -529,7 +679,7 @@ class RMSprop(Optimizer):
 
     def _rule(self, param: Array, grad: Array, state: dict[str, Array],
               step: int) -> tuple[Array, dict[str, Array]]:
-        xp = namespace_of(param)
+        xp = _namespace(param)
         rho = self.decay_rate
         h = rho * state["h"] + (1.0 - rho) * (grad * grad)
         return param - self.lr * grad / (xp.sqrt(h) + EPSILON), {"h": h}
@@ -573,7 +723,7 @@ class Adam(Optimizer):
 
     def _rule(self, param: Array, grad: Array, state: dict[str, Array],
               step: int) -> tuple[Array, dict[str, Array]]:
-        xp = namespace_of(param)
+        xp = _namespace(param)
         beta1, beta2 = self.beta1, self.beta2
         if isinstance(step, int):
             lr_t = self.lr * math.sqrt(1.0 - beta2**step) / (1.0 - beta1**step)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from typing import Any
 
 from array_api_compat import device as _device
@@ -30,9 +31,12 @@ class Convolution(Layer):
     ----------
     W : array, shape (FN, C, FH, FW)
         ``FN`` filters over ``C`` channels.
-    b : array, shape (FN,)
+    b : array, shape (FN,), or a number
+        A number (the book's ``Convolution(W, 0)``) becomes an array of that value, one
+        per filter, on ``W``'s backend, device and dtype.
     stride, pad : int
-        ``(H + 2 pad - FH)`` and ``(W + 2 pad - FW)`` must be multiples of ``stride``.
+        The output is ``1 + (H + 2 pad - FH) // stride`` high (the same for the width):
+        floored when ``stride`` does not divide, as in the book and ``torch.nn.Conv2d``.
 
     Examples
     --------
@@ -48,7 +52,12 @@ class Convolution(Layer):
     ((1, 1, 4, 4), (2, 1, 3, 3), (2,))
     """
 
-    def __init__(self, W: Array, b: Array, stride: int = 1, pad: int = 0) -> None:
+    def __init__(self, W: Array, b: Array | float, stride: int = 1, pad: int = 0) -> None:
+        if isinstance(b, numbers.Real) and not isinstance(b, bool) and hasattr(W, "ndim"):
+            # the book's ch07/apply_filter.py: Convolution(W, 0), one bias for every filter
+            xp = namespace_of(W)
+            b = xp.full((W.shape[0] if W.ndim else 0,), float(b), dtype=W.dtype,
+                        device=_device(W))
         namespace_of(W, b, names=("W", "b"))
         if W.ndim != 4 or b.shape != (W.shape[0],):
             raise ValueError(
