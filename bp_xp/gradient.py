@@ -1,11 +1,14 @@
 """Numerical gradients by central differences, and the gradient check of a network.
 
 The book's ``numerical_gradient(f, x)`` writes ``x[idx] = tmp + h`` into the parameter
-itself and relies on ``f`` reading it through aliasing. That fails on JAX (immutable
-arrays) and is unsafe on views. Here ``f`` receives the perturbed array as its argument,
-and the perturbation happens on a private float64 host copy, so nothing the caller owns
-is ever written. Each evaluation reads a number back from the device: these functions
-are for checking, never for training.
+itself, and its idiom ``numerical_gradient(lambda W: net.loss(x, t), net.params["W1"])``
+relies on that: ``f`` ignores its argument and reads the perturbed array through the
+network. bp_xp does the same where the array can be written in place (writeable NumPy
+arrays, torch tensors without ``requires_grad``, CuPy arrays) and restores every element
+bit for bit, also when ``f`` raises. Where it cannot (JAX, Dask, array-api-strict,
+read-only arrays), ``f`` receives a perturbed *copy* as its argument (made on a private
+float64 host copy), and nothing the caller owns is written. Each evaluation reads a
+number back from the device: these functions are for checking, never for training.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 import numpy as np  # host-side only: the private copy that is perturbed, and error norms
 
 from ._checks import require_array
+from ._inplace import copy_into, mutable
 from .backends import BackendUnavailableError, backend_of, dtype_name, namespace_of, to_numpy
 
 __all__ = ["gradient_check", "numerical_gradient", "relative_error"]
@@ -31,9 +35,10 @@ def numerical_gradient(f: Callable[[Array], Any], x: Array, h: float = 1e-4) -> 
     ----------
     f : callable
         Takes an array shaped like ``x`` (same backend, device and dtype) and returns a
-        scalar (Python number or 0-d array). It must *use* its argument: the book's
-        ``lambda W: net.loss(x, t)`` relies on in-place aliasing and gives zeros here;
-        use ``net.numerical_gradient(x, t)`` for a network.
+        scalar (Python number or 0-d array). Where ``x`` is mutable, ``f`` receives ``x``
+        itself, perturbed in place, so the book's ``lambda W: net.loss(x, t)`` works;
+        elsewhere it receives a perturbed copy and must use its argument (the book's
+        idiom then gives zeros, with a warning; use ``net.numerical_gradient(x, t)``).
     x : array of a real floating dtype
         An integer ``x`` is refused (``TypeError``): ``x + h`` cannot be represented,
         and the result would be garbage, not a gradient. Cast it first.
@@ -42,7 +47,9 @@ def numerical_gradient(f: Callable[[Array], Any], x: Array, h: float = 1e-4) -> 
     Returns
     -------
     array
-        Same shape, backend, device and dtype as ``x``. ``x`` is not modified.
+        Same shape, backend, device and dtype as ``x``. ``x`` holds its original values
+        afterwards, bit for bit (it was perturbed in place during the call only where it
+        is mutable).
 
     Examples
     --------
@@ -58,6 +65,25 @@ def numerical_gradient(f: Callable[[Array], Any], x: Array, h: float = 1e-4) -> 
             f"a real floating dtype (x + h with h={h!r} is not representable), e.g. "
             f"xp.astype(x, xp.float64)"
         )
+    in_place = mutable(x)
+    grad = _in_place(f, x, h) if in_place else _on_a_copy(f, x, h)
+    if grad.size > 1 and not grad.any():
+        hint = ("x was perturbed in place" if in_place else
+                f"x is a {backend.name} array, which is not written in place, so the book's "
+                "`lambda W: net.loss(x, t)` (which relies on in-place aliasing) cannot see the "
+                "perturbation; use net.numerical_gradient(x, t)")
+        warnings.warn(
+            f"numerical_gradient: f did not change at all when x was perturbed; does f use its "
+            f"argument? ({hint})",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return backend.asarray(grad, dtype=x.dtype)
+
+
+def _on_a_copy(f: Callable[[Array], Any], x: Array, h: float) -> np.ndarray:
+    """Central differences on a private float64 host copy, handed to ``f`` as new arrays."""
+    backend = backend_of(x)
     point = np.array(to_numpy(x), dtype=np.float64, copy=True)
     grad = np.zeros_like(point)
     for idx in np.ndindex(point.shape):
@@ -68,14 +94,31 @@ def numerical_gradient(f: Callable[[Array], Any], x: Array, h: float = 1e-4) -> 
         f_minus = float(f(backend.asarray(point, dtype=x.dtype)))
         point[idx] = centre
         grad[idx] = (f_plus - f_minus) / (2 * h)
-    if grad.size > 1 and not grad.any():
-        warnings.warn(
-            "numerical_gradient: f did not change at all when x was perturbed; does f use its "
-            "argument? (the book's `lambda W: net.loss(x, t)` relies on in-place aliasing)",
-            RuntimeWarning,
-            stacklevel=2,
-        )
-    return backend.asarray(grad, dtype=x.dtype)
+    return grad
+
+
+def _in_place(f: Callable[[Array], Any], x: Array, h: float) -> np.ndarray:
+    """The book's loop: perturb ``x[idx]`` in place, evaluate ``f(x)``, put it back.
+
+    Every element is restored from a host copy of its original value (exact: a float32
+    value round-trips through a Python float), and the whole array once more if ``f``
+    raises or the loop is interrupted.
+    """
+    original = to_numpy(x)
+    grad = np.zeros(original.shape, dtype=np.float64)
+    try:
+        for idx in np.ndindex(original.shape):
+            centre = float(original[idx])
+            x[idx] = centre + h
+            f_plus = float(f(x))
+            x[idx] = centre - h
+            f_minus = float(f(x))
+            x[idx] = centre
+            grad[idx] = (f_plus - f_minus) / (2 * h)
+    except BaseException:
+        copy_into(x, backend_of(x).asarray(original, dtype=x.dtype))
+        raise
+    return grad
 
 
 def relative_error(a: Array, b: Array) -> float:

@@ -58,6 +58,7 @@ from collections.abc import Mapping, MutableMapping
 from typing import Any, ClassVar
 
 from ._checks import check_like, same_kind
+from ._inplace import copy_into, mutable
 from .backends import backend_of, namespace_of, resolve_backend, subtract_scaled
 from .params import Params
 
@@ -202,7 +203,7 @@ class Optimizer:
             in_place, replaced = [], []
             for key, new in new_params.items():
                 old = current[key]
-                (in_place.append((old, new)) if _mutable(old) else replaced.append(key))
+                (in_place.append((old, new)) if mutable(old) else replaced.append(key))
             if replaced and not hasattr(params, "__setitem__"):
                 raise TypeError(
                     f"{type(self).__name__}.update: params is a read-only "
@@ -224,7 +225,7 @@ class Optimizer:
                 raise
             # Copies into arrays bp_xp validated: no Python exception is left to raise.
             for old, new in in_place:
-                _copy_into(old, new)
+                copy_into(old, new)
             self._state = new_state
             self._step += 1
 
@@ -477,28 +478,6 @@ class _PythonNumbers:
 
 def _namespace(param: Any) -> Any:
     return _PythonNumbers if _is_number(param) else namespace_of(param)
-
-
-def _mutable(array: Any) -> bool:
-    """Whether ``array`` can take the step in place: the book's semantics.
-
-    Writeable NumPy arrays, torch tensors that do not require grad (autograd forbids
-    writing into those) and CuPy arrays. Everything else (JAX, Dask, array-api-strict,
-    read-only NumPy arrays) is replaced instead.
-    """
-    module = type(array).__module__
-    if module == "numpy":
-        return bool(getattr(array, "flags", None) is not None and array.flags.writeable)
-    if module.startswith("torch"):
-        return not array.requires_grad and not array.is_inference()
-    return module.startswith("cupy")
-
-
-def _copy_into(target: Array, value: Array) -> None:
-    if type(target).__module__.startswith("torch"):
-        target.copy_(value)
-    else:
-        target[...] = value
 
 
 class _HeldInterrupt:

@@ -144,7 +144,7 @@ class Sequential:
         ``train_flg`` reaches every layer whose ``forward`` takes it (Dropout,
         BatchNormalization); the others ignore the mode.
         """
-        self._check_input(x)
+        x = self._cast_input(x)
         for layer, aware in zip(self.layers.values(), self._train_aware):
             x = layer.forward(x, train_flg=train_flg) if aware else layer.forward(x)
         return x
@@ -249,6 +249,26 @@ class Sequential:
             return self.loss(x, t, train_flg=True)
         finally:
             self.params[key] = old
+
+    # -- the network boundary (book helper, issue 20) ---------------------------------
+    # A network casts a floating input to its own dtype, as Keras layers do: a float64 net
+    # takes the book's float32 images and a float32 net stays float32. Single layers keep
+    # the Array API's promotion rules; integer and other inputs are refused below.
+
+    def _cast_input(self, x: Array) -> Array:
+        dtype = getattr(x, "dtype", None)
+        if self.params and dtype is not None and dtype != self.dtype:
+            try:
+                xp = namespace_of(x)
+            except TypeError:
+                xp = None
+            if xp is not None and xp.isdtype(dtype, "real floating"):
+                first = self._slot_items[0]
+                namespace_of(x, first[1].params[first[2]],  # another backend: refused, named
+                             names=("x", "the network's parameters"))
+                return xp.astype(x, self.dtype)
+        self._check_input(x)
+        return x
 
     def _check_input(self, x: Array) -> None:
         dtype = getattr(x, "dtype", None)

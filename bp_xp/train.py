@@ -67,7 +67,7 @@ class Trainer:
     iters : int, optional
         Number of steps instead of epochs (give one or the other).
     batch_size : int
-        Samples per step, ``1 <= batch_size <= N``.
+        Samples per step, ``1 <= batch_size <= N`` (100 by default).
     optimizer : str or optimizer
         A name from :data:`bp_xp.optim.OPTIMIZERS` (``"sgd"``, ``"momentum"``,
         ``"adam"``...) or an object with the book's ``update(params, grads)``.
@@ -91,6 +91,17 @@ class Trainer:
         where it measurably wins, which is where compile_step compiles at all: on JAX
         (one ``jax.jit`` per batch shape); elsewhere it is the eager step either way.
         ``False`` always runs the eager step; ``True`` requires a bp_xp.optim optimizer.
+
+    mini_batch_size, optimizer_param, evaluate_sample_num_per_epoch
+        The book's ``common/trainer.py`` names of ``batch_size``, ``optimizer_params`` and
+        ``evaluate_sample_num``, accepted as they are (give one spelling, not both), so
+        ``Trainer(network, x_train, t_train, x_test, t_test, epochs=20,
+        mini_batch_size=100, optimizer="Adam", optimizer_param={"lr": 0.001},
+        evaluate_sample_num_per_epoch=1000)`` runs unchanged. After training, the book's
+        ``train_loss_list``, ``train_acc_list`` and ``test_acc_list`` read the history.
+        Two defaults differ from the book's on purpose: ``verbose`` is False (a progress
+        bar shows on a terminal instead), and SGD by name defaults to ``lr=0.1`` (the
+        book's Trainer: 0.01; pass ``optimizer_param`` to choose).
 
     Notes
     -----
@@ -134,7 +145,7 @@ class Trainer:
         *,
         epochs: int | None = None,
         iters: int | None = None,
-        batch_size: int = 100,
+        batch_size: int | None = None,
         optimizer: Any = "sgd",
         optimizer_params: Mapping[str, Any] | None = None,
         seed: int | None = None,
@@ -143,7 +154,17 @@ class Trainer:
         progress: bool | None = None,
         verbose: bool = False,
         compile: bool | str = "auto",
+        mini_batch_size: int | None = None,
+        optimizer_param: Mapping[str, Any] | None = None,
+        evaluate_sample_num_per_epoch: int | None = None,
     ) -> None:
+        # The book's common/trainer.py names, as aliases (one spelling per argument).
+        batch_size = _alias("batch_size", batch_size, 100, "mini_batch_size", mini_batch_size)
+        optimizer_params = _alias("optimizer_params", optimizer_params, None, "optimizer_param",
+                                  optimizer_param)
+        evaluate_sample_num = _alias("evaluate_sample_num", evaluate_sample_num, None,
+                                     "evaluate_sample_num_per_epoch",
+                                     evaluate_sample_num_per_epoch)
         if epochs is not None and iters is not None:
             raise ValueError(f"give epochs or iters, not both (got epochs={epochs}, iters={iters})")
         epochs = 20 if epochs is None and iters is None else epochs
@@ -205,6 +226,23 @@ class Trainer:
             "loss": [], "iteration": [], "epoch": [], "train_loss": [],
             "train_acc": [], "test_acc": [], "time": [],
         }
+
+    # The book's common/trainer.py lists, read from the history.
+
+    @property
+    def train_loss_list(self) -> list[float]:
+        """The loss of every step (the book's ``train_loss_list``; ``history["loss"]``)."""
+        return self.history["loss"]
+
+    @property
+    def train_acc_list(self) -> list[float]:
+        """Training accuracy at each evaluation (the book's ``train_acc_list``)."""
+        return self.history["train_acc"]
+
+    @property
+    def test_acc_list(self) -> list[float]:
+        """Test accuracy at each evaluation (the book's ``test_acc_list``)."""
+        return self.history["test_acc"]
 
     @property
     def epoch(self) -> float:
@@ -499,6 +537,16 @@ def _make_optimizer(optimizer: Any, params: Mapping[str, Any] | None) -> Any:
     if params:
         raise ValueError("optimizer_params apply to an optimizer given by name, not to an instance")
     return optimizer
+
+
+def _alias(name: str, value: Any, default: Any, book_name: str, book_value: Any) -> Any:
+    """``value`` or the book's spelling of it (``mini_batch_size`` for ``batch_size``)."""
+    if book_value is None:
+        return default if value is None else value
+    if value is not None:
+        raise TypeError(f"give {name} or the book's {book_name}, not both (got {name}={value!r}, "
+                        f"{book_name}={book_value!r})")
+    return book_value
 
 
 def _require_int(name: str, value: Any) -> int | np.integer:
