@@ -52,12 +52,11 @@ class Convolution(Layer):
     ((1, 1, 4, 4), (2, 1, 3, 3), (2,))
     """
 
-    def __init__(self, W: Array, b: Array | float, stride: int = 1, pad: int = 0) -> None:
+    def __init__(self, W: Array, b: Array, stride: int = 1, pad: int = 0) -> None:
         if isinstance(b, numbers.Real) and not isinstance(b, bool) and hasattr(W, "ndim"):
             # the book's ch07/apply_filter.py: Convolution(W, 0), one bias for every filter
-            xp = namespace_of(W)
-            b = xp.full((W.shape[0] if W.ndim else 0,), float(b), dtype=W.dtype,
-                        device=_device(W))
+            b = namespace_of(W).full((W.shape[0] if W.ndim else 0,), float(b), dtype=W.dtype,
+                                     device=_device(W))
         namespace_of(W, b, names=("W", "b"))
         if W.ndim != 4 or b.shape != (W.shape[0],):
             raise ValueError(

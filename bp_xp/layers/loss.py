@@ -20,7 +20,8 @@ class SoftmaxWithLoss(LossLayer):
 
     ``forward(x, t)`` returns the mean loss as a 0-d array on ``x``'s device (no
     device-to-host read; ``float(loss)`` when you want a number). ``t`` is integer labels
-    of any integer dtype (shape ``(N,)``, or a column ``(N, 1)`` as the book allows), one-hot rows, or any target rows of ``x``'s shape. The loss is
+    of any integer dtype (shape ``(N,)``, or a column ``(N, 1)`` as the book allows),
+    one-hot rows, or any target rows of ``x``'s shape. The loss is
     computed from the logits by log-sum-exp, so logits of +-1e3 stay finite.
 
     ``backward`` is the exact gradient of that loss: ``(y * sum(t, axis=1) - t) / N``,
