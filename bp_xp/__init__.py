@@ -28,7 +28,7 @@ from .backends import (
     to_numpy,
 )
 from .compile import CompiledStep, compile_step
-from .convnet import SimpleConvNet
+from .convnet import DeepConvNet, SimpleConvNet
 from .debug import LabelError, checking, debug_checks
 from .gradient import gradient_check, numerical_gradient, relative_error
 from .layers import (

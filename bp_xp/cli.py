@@ -96,10 +96,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                             "i.e. jax.jit on JAX; the eager step elsewhere)")
 
     model = parser.add_argument_group("model and optimizer")
-    model.add_argument("--model", default="mlp", choices=("mlp", "convnet"),
+    model.add_argument("--model", default="mlp", choices=("mlp", "convnet", "deepconvnet"),
                        help="mlp: TwoLayerNet/MultiLayerNet (default); convnet: the book's "
                             "SimpleConvNet (ch. 7) on 1x28x28 images, hidden size 100 unless "
-                            "--hidden gives another (try --optimizer adam --lr 0.003 --epochs 5)")
+                            "--hidden gives another (try --optimizer adam --lr 0.003 --epochs 5); "
+                            "deepconvnet: the book's DeepConvNet (ch. 8), hidden size 50 unless "
+                            "--hidden gives another (the book: --optimizer adam --lr 0.001)")
     model.add_argument("--hidden", type=_positive_int, nargs="+", metavar="SIZE",
                        default=[TRAIN_DEFAULTS["hidden"]],
                        help="hidden layer size(s); one size gives the book's TwoLayerNet, more a "
@@ -138,12 +140,18 @@ def run_train(args: argparse.Namespace) -> int:
     if args.dtype == "float64":
         _enable_jax_float64(args.backend)
     backend = resolve_backend(args.backend, args.device)
-    convnet = getattr(args, "model", "mlp") == "convnet"
+    convnet = getattr(args, "model", "mlp") in ("convnet", "deepconvnet")
     (x_train, t_train), (x_test, t_test) = load_dataset(args.dataset, data_dir=args.data_dir,
                                                         flatten=not convnet)
     sizes = (x_train.shape[1], *args.hidden, 10)
     net: Sequential
-    if convnet:
+    if getattr(args, "model", "mlp") == "deepconvnet":  # the book's chapter 8 (book helper, issue 20)
+        from .convnet import DeepConvNet
+
+        hidden = 50 if args.hidden == [TRAIN_DEFAULTS["hidden"]] else args.hidden[0]
+        net = DeepConvNet(input_dim=x_train.shape[1:], hidden_size=hidden, backend=backend,
+                          dtype=args.dtype, seed=args.seed)
+    elif convnet:
         from .convnet import SimpleConvNet
 
         hidden = 100 if args.hidden == [TRAIN_DEFAULTS["hidden"]] else args.hidden[0]
