@@ -76,6 +76,7 @@ __all__ = [
     "Relu",
     "Sigmoid",
     "Sequential",
+    "DeepConvNet",
     "SimpleConvNet",
     "SoftmaxWithLoss",
     "TwoLayerNet",
