@@ -23,19 +23,72 @@ from typing import Any
 
 import numpy as np  # host-side only: dataset checks and the seeded minibatch order
 
-from .backends import Backend, BackendUnavailableError, dtype_name, to_numpy
+from .backends import Backend, BackendUnavailableError, backend_of, dtype_name, to_numpy
 from .compile import CompiledStep, compile_step, train_step, untraceable_layers
 from .data import validate_dataset
 from .optim import get_optimizer
 from .sequential import Sequential
 
-__all__ = ["NonFiniteLossError", "Trainer", "plot", "seconds_per_epoch", "train_step"]
+__all__ = ["BookNetwork", "NonFiniteLossError", "Trainer", "plot", "seconds_per_epoch", "train_step"]
 
 Array = Any
 History = dict[str, list[Any]]
 
 #: Rows per forward pass when accuracies are evaluated, to bound device memory.
 _EVAL_CHUNK = 10_000
+
+
+class BookNetwork:
+    """A network written the book's way, as the :class:`Trainer` uses networks.
+
+    The book's ``common/trainer.py`` trains any object with ``params`` (a dict of arrays the
+    layers share), ``gradient(x, t)``, ``loss(x, t)``, ``predict(x)`` and
+    ``accuracy(x, t)``: its ``ch07/simple_convnet.py`` and ``ch08/deep_convnet.py`` are such
+    classes, built from bp_xp's layers by a ``common/`` shim. This adapter gives the
+    Trainer the few things it reads besides (``backend``, ``dtype``, ``loss_and_gradient``)
+    and makes accuracies 0-d arrays. The update reaches the book's layers because
+    bp_xp's optimizers write a plain dict's mutable arrays in place (NumPy, torch, CuPy);
+    on other backends such a network cannot learn (see ``docs/porting.md``).
+
+    Each step runs the network's ``gradient`` and then ``loss`` (one extra forward pass,
+    as in the book's Trainer, which also asks for the loss separately), and reads
+    nothing back from the device.
+    """
+
+    def __init__(self, network: Any) -> None:
+        missing = [name for name in ("params", "gradient", "loss", "predict", "accuracy")
+                   if not hasattr(network, name)]
+        if missing:
+            raise TypeError(f"Trainer needs a bp_xp network (a bp_xp.Sequential such as "
+                            f"TwoLayerNet) or one written the book's way (params, gradient, "
+                            f"loss, predict, accuracy); {type(network).__name__} has no "
+                            f"{', '.join(missing)}")
+        params = network.params
+        if not isinstance(params, Mapping) or not params:
+            raise TypeError(f"Trainer: {type(network).__name__}.params must be a non-empty dict "
+                            f"of arrays, got {type(params).__name__}")
+        first = next(iter(params.values()))
+        self.network = network
+        self.backend: Backend = backend_of(first)
+        self.dtype = first.dtype
+
+    @property
+    def params(self) -> Any:
+        return self.network.params
+
+    def predict(self, x: Array, train_flg: bool = False) -> Array:
+        return self.network.predict(x)
+
+    def loss_and_gradient(self, x: Array, t: Array) -> tuple[Array, dict[str, Array]]:
+        grads = self.network.gradient(x, t)
+        return self.network.loss(x, t), grads
+
+    def accuracy(self, x: Array, t: Array) -> Array:
+        return self.backend.xp.asarray(self.network.accuracy(x, t), dtype=self.dtype,
+                                       device=self.backend.device)
+
+    def __repr__(self) -> str:
+        return f"{type(self.network).__name__} (written the book's way)"
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -51,7 +104,7 @@ class Trainer:
 
     Parameters
     ----------
-    network : Sequential
+    network : Sequential or a network written the book's way
         A bp_xp network (:class:`bp_xp.Sequential`, :class:`bp_xp.TwoLayerNet`,
         :class:`bp_xp.MultiLayerNet`, ...); the Trainer uses only its public API
         (``backend``, ``dtype``, ``params``, ``predict``, ``loss_and_gradient``,
@@ -180,8 +233,13 @@ class Trainer:
         optimizer = _make_optimizer(optimizer, optimizer_params)
 
         if not isinstance(network, Sequential):
-            raise TypeError(f"Trainer needs a bp_xp network (a bp_xp.Sequential such as "
-                            f"TwoLayerNet), got {type(network).__name__}")
+            # A network written the book's way (params dict, gradient, accuracy, predict):
+            # trained through an adapter, eagerly.
+            network = BookNetwork(network)
+            if compile is True:
+                raise ValueError("compile=True needs a bp_xp network; a network written the "
+                                 "book's way trains eagerly")
+            compile = False
         backend: Backend = network.backend
         x_tr, t_tr = _checked_host_data("train", network, x_train, t_train)
         x_te, t_te = _checked_host_data("test", network, x_test, t_test)

@@ -112,6 +112,10 @@ class BookTwoLayerNet:
     def loss(self, x, t):
         return self.lastLayer.forward(self.predict(x), t)
 
+    def accuracy(self, x, t):
+        y = np.argmax(bp_xp.to_numpy(self.predict(x)), axis=1)
+        return np.sum(y == bp_xp.to_numpy(t)) / float(x.shape[0])
+
     def gradient(self, x, t):
         self.loss(x, t)
         dout = self.lastLayer.backward(1)
@@ -352,6 +356,27 @@ def test_trainer_takes_the_books_trainer_signature(rng):
     assert book.test_acc_list == ours.history["test_acc"]
     with pytest.raises(TypeError, match="give batch_size or the book's mini_batch_size, not both"):
         run(batch_size=10, mini_batch_size=10)
+
+
+def test_trainer_trains_a_network_written_the_books_way(rng):
+    # the book's ch07/train_convnet.py and ch08/train_deepnet.py hand the Trainer their own
+    # network classes; the Trainer adapts them and bp_xp's optimizers step them in place
+    x = rng.standard_normal((80, 5))
+    t = (x[:, 0] + x[:, 1] > 0).astype(np.int64)
+    host, _, _ = _problem(rng, "float64")
+    net = BookTwoLayerNet({k: v.copy() for k, v in host.items()})
+    W1 = net.params["W1"]
+    trainer = Trainer(net, x, t, x, t, epochs=10, mini_batch_size=10, optimizer="SGD",
+                      optimizer_param={"lr": 0.1}, verbose=False, progress=False, seed=0)
+    trainer.train()
+    assert net.params["W1"] is W1 and net.layers["Affine1"].W is W1
+    assert not np.array_equal(W1, host["W1"])
+    assert trainer.test_acc_list[-1] > 0.85 and len(trainer.train_loss_list) == 80
+    assert trainer.train_loss_list[-1] < trainer.train_loss_list[0]
+    with pytest.raises(ValueError, match="trains eagerly"):
+        Trainer(net, x, t, x, t, compile=True)
+    with pytest.raises(TypeError, match="has no params, gradient, loss, predict, accuracy"):
+        Trainer(object(), x, t, x, t)
 
 
 # --------------------------------------------------------------------------------------
