@@ -108,7 +108,9 @@ class Trainer:
         A bp_xp network (:class:`bp_xp.Sequential`, :class:`bp_xp.TwoLayerNet`,
         :class:`bp_xp.MultiLayerNet`, ...); the Trainer uses only its public API
         (``backend``, ``dtype``, ``params``, ``predict``, ``loss_and_gradient``,
-        ``accuracy``).
+        ``accuracy``). A network written the book's way (``params``, ``gradient``,
+        ``loss``, ``predict``, ``accuracy``, such as the book's own ``SimpleConvNet``)
+        is trained through :class:`BookNetwork`, eagerly.
     x_train, t_train, x_test, t_test : array-like
         Host NumPy arrays, or arrays of any backend and device. Inputs have shape
         ``(N, features...)``; targets are integer labels ``(N,)`` or one-hot rows
