@@ -332,9 +332,10 @@ def _check_placement(xb: Any, what: str, actual: Any, dtype: Any, shape: tuple[i
         xb.assert_on_backend(actual)
     except AssertionError as exc:
         raise AssertionError(f"{what}: {exc}") from None
-    if dtype is not None and actual.dtype != dtype:
+    allowed = dtype if isinstance(dtype, tuple) else (dtype,)
+    if dtype is not None and actual.dtype not in allowed:
         raise AssertionError(f"{what}: dtype {dtype_name(actual.dtype)}, expected "
-                             f"{dtype_name(dtype)}")
+                             f"{' or '.join(dtype_name(d) for d in allowed)}")
     if tuple(actual.shape) != tuple(shape):
         raise AssertionError(f"{what}: shape {tuple(actual.shape)}, expected {tuple(shape)}")
 
@@ -360,9 +361,9 @@ def _grad_dtype(xb: Any, p: _Prepared, out: Any) -> Any:
         return xb.dtype(p.dtype)
     floating_out = (array_api_compat.is_array_api_obj(out)
                     and xb.xp.isdtype(out.dtype, "real floating"))
-    if isinstance(p.dout, np.ndarray):
+    if isinstance(p.dout, np.ndarray):  # dout's dtype, or wider where the output is wider
         dout = xb.dtype(p.dtype)
-        return xb.xp.result_type(dout, out.dtype) if floating_out else dout
+        return (dout, xb.xp.result_type(dout, out.dtype)) if floating_out else dout
     return out.dtype if floating_out else _default_float(xb)
 
 
