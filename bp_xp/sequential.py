@@ -131,6 +131,7 @@ class Sequential:
         # What every step walks, computed once: the layers in backward order and the
         # (key, layer, name) of each parameter.
         self._backward_order = tuple(reversed(named.values()))
+        self._backward_names = tuple(reversed(named))
         self._slot_items = tuple((key, layer, name)
                                  for key, (layer, name) in self.params.slots.items())
         first = next(iter(named.values()), None)
@@ -212,6 +213,8 @@ class Sequential:
         *later, first = self._backward_order or (None,)
         for layer in later:
             dout = layer.backward(dout)
+            if dout is None:  # else the layer below fails with an AttributeError about None
+                self._returned_none(layer)
         if first is not None:
             if self._first_skips_dx:
                 first.backward(dout, need_dx=False)  # the input's gradient is never used
@@ -225,6 +228,13 @@ class Sequential:
                 grad = grad + decay * layer.params[name]
             grads[key] = grad
         return loss, grads
+
+    def _returned_none(self, layer: Layer) -> None:
+        name = self._backward_names[self._backward_order.index(layer)]
+        raise TypeError(
+            f"layer {name!r} ({type(layer).__name__}).backward returned None; a backward must "
+            "return the gradient of its input (the layer below needs it), and keep the "
+            "gradients of its parameters in self.grads")
 
     def gradient(self, x: Array, t: Array) -> dict[str, Array]:
         """Gradients of the loss by backpropagation, keyed like ``params``."""
@@ -370,6 +380,12 @@ def _named_layers(layers: Mapping[str, Layer] | Iterable[Layer]) -> dict[str, La
     named: dict[str, Layer] = {}
     seen: set[int] = set()
     for name, layer in items:
+        # checked once, here: a name is a non-empty str, so that no two keys become one
+        # (``{1: A, "1": B}`` would otherwise lose A) and checkpoints name each layer
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"layer names must be non-empty strings, got {name!r} "
+                            f"({type(name).__name__}) for {type(layer).__name__}; name it "
+                            f"{str(name)!r} or pass a list of layers to number them")
         if not isinstance(layer, Layer):
             raise TypeError(f"layer {name!r} is a {type(layer).__name__}, not a bp_xp.Layer; "
                             "subclass bp_xp.Layer (forward, backward, params, grads)")
@@ -378,7 +394,7 @@ def _named_layers(layers: Mapping[str, Layer] | Iterable[Layer]) -> dict[str, La
         if id(layer) in seen:
             raise ValueError(f"layer {name!r} appears twice; each position needs its own layer")
         seen.add(id(layer))
-        named[str(name)] = layer
+        named[name] = layer
     return named
 
 

@@ -109,7 +109,7 @@ class Affine(Layer):
     def forward(self, x: Array) -> Array:
         W = self.params["W"]
         b = self.params["b"]
-        xp = namespace_of(W, b, x, names=("W", "b", "x"))
+        xp = namespace_of(x, W, b, names=("x", "W", "b"))
         if not hasattr(x, "ndim"):
             raise TypeError(f"Affine.forward: x must be an array of W's backend, got "
                             f"{type(x).__name__}")

@@ -236,7 +236,7 @@ class BatchNormalization(Layer):
 
     def forward(self, x: Array, train_flg: bool = True) -> Array:
         gamma, beta = self.params["gamma"], self.params["beta"]
-        xp = namespace_of(gamma, x, names=("gamma", "x"))
+        xp = namespace_of(x, gamma, names=("x", "gamma"))
         if not hasattr(x, "ndim"):
             raise TypeError(f"BatchNormalization.forward: x must be an array of gamma's "
                             f"backend, got {type(x).__name__}")

@@ -204,7 +204,7 @@ class PowLayer(_OneInput):
         if self.p == int(self.p) or not xp.isdtype(x.dtype, "real floating"):
             return self._commit(x, x ** self.p)
         # a negative base to a fractional power is NaN, whatever the backend's own rule
-        return self._commit(x, xp.where(x < 0, xp.nan, x ** self.p))
+        return self._commit(x, xp.where(x < 0, xp.nan, x) ** self.p)
 
     def backward(self, dout: Any) -> Any:
         dout, xp, x = self._upstream(dout)
