@@ -45,10 +45,8 @@ Use it on your own layer with one call, inside a test that takes the matrix fixt
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import importlib.util
-import math
 import zlib
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -109,6 +107,7 @@ def _seed(spec: Contract, index: int, what: str) -> int:
 
 def _draw(item: Input, rng: np.random.Generator, dtype: str) -> np.ndarray:
     """A host array for ``item``: float values already rounded to ``dtype``."""
+    host: np.ndarray
     if item.data is not None:
         host = np.asarray(item.data, dtype={"float": np.float64, "int": np.int64,
                                             "bool": np.bool_}[item.kind])
@@ -116,13 +115,13 @@ def _draw(item: Input, rng: np.random.Generator, dtype: str) -> np.ndarray:
         host = rng.integers(int(item.low or 0), int(item.high or 1), size=item.shape)
     elif item.kind == "bool":
         host = rng.random(item.shape) > 0.5
+    elif item.low is None:
+        host = np.asarray(rng.standard_normal(item.shape))
     else:
-        if item.low is None:
-            host = rng.standard_normal(item.shape)
-        else:
-            host = rng.uniform(item.low, item.high, item.shape)
-        if item.away:
-            host = np.where(host < 0, -1.0, 1.0) * (np.abs(host) + item.away)
+        high = item.low + 1.0 if item.high is None else item.high
+        host = np.asarray(rng.uniform(item.low, high, item.shape))
+    if item.kind == "float" and item.away:
+        host = np.where(host < 0, -1.0, 1.0) * (np.abs(host) + item.away)
     if item.kind == "float":
         host = host.astype(dtype).astype(np.float64)
         if item.special is not None and host.size:
@@ -185,7 +184,8 @@ def _prepare(spec: Contract, index: int, sample: Sample, dtype: str) -> _Prepare
         else:
             out = prepared.reference()
             if isinstance(out, np.ndarray):
-                prepared.dout = rng.standard_normal(out.shape).astype(dtype).astype(np.float64)
+                drawn = np.asarray(rng.standard_normal(out.shape))
+                prepared.dout = drawn.astype(dtype).astype(np.float64)
             else:
                 prepared.dout = 0.75
     return prepared

@@ -41,6 +41,7 @@ import pytest
 from array_api_extra import testing as xpx_testing
 
 from .backends import Backend, BackendUnavailableError, dtype_name, resolve_backend, to_numpy
+from .conformance import check_layer as check_layer  # the layer contract: docs/testing.md
 
 __all__ = ["CASES", "Case", "XB", "TOLERANCES"]
 

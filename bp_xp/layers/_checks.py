@@ -25,7 +25,7 @@ class ShapeError(ValueError):
     >>> MulLayer().forward(np.ones(3), np.ones(2))
     Traceback (most recent call last):
     ...
-    bp_xp.layers.ShapeError: MulLayer.forward: x of shape (3,) and y of shape (2,) do not broadcast together (axis -1 has sizes [2, 3]); reshape one of them
+    bp_xp.layers.ShapeError: MulLayer.forward: x of shape (3,) and y of shape (2,) do not ...
     """
 
     __module__ = "bp_xp.layers"

@@ -11,7 +11,7 @@ from typing import Any
 
 from ._contract import Sample, floats, values
 
-__all__ = ["CONVOLUTION", "POOLING", "SOFTMAX_WITH_LOSS", "convolution", "pooling"]
+__all__ = ["SOFTMAX_WITH_LOSS", "convolution", "pooling"]
 
 
 def _pad(np: Any, x: Any, pad: int) -> Any:

@@ -8,9 +8,9 @@ from array_api_compat import device as _device
 
 from .._im2col import col2im, crop_image, fold, im2col, output_hw, pad_image, windows
 from ..backends import namespace_of
+from . import _references
 from ._checks import check_shape, require_forward
 from ._contract import contract
-from . import _references
 from .affine import Affine
 from .base import Layer
 

@@ -20,7 +20,7 @@ import array_api_compat
 
 from ..graph import recordable
 from ._checks import SCALARS, ShapeError, require_forward
-from ._contract import Sample, bools, contract, floats, ints, values
+from ._contract import Sample, bools, contract, floats, values
 from ._operands import (
     check_broadcast,
     fresh,
