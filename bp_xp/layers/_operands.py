@@ -16,9 +16,10 @@ set of rules, applied here and nowhere else, decides what it computes with:
   dtype, or the default float dtype for an integer output (``MulLayer`` on ``[1, 2]``,
   ``[3, 4]`` with ``backward(0.5)`` gives ``[1.5, 2.]``, ``[0.5, 1.]`` as the book's
   NumPy code does); integer operands are cast to ``dout``'s dtype in ``backward``.
-* **Python numbers only**: the plain operators, with float semantics at the edges
-  (``1/0`` is ``inf``, ``log(-1)`` and ``(-4) ** 0.5`` are ``nan``, not an exception or a
-  complex number), as the same values in a float64 array give.
+* **Python numbers only**: Python's own arithmetic, as in the book (``1/0`` raises
+  ``ZeroDivisionError``, ``log(-1)`` ``ValueError``), except that a negative base to a
+  fractional power, which Python answers with a complex number, is a ``ValueError``. Arrays
+  follow float semantics instead (``inf``, ``nan``), as NumPy's float arrays do.
 
 Its ``backward`` returns each gradient in the shape of the input it belongs to:
 
@@ -206,29 +207,24 @@ def _python_number(x: Array, xp: ModuleType) -> Any:
 
 
 def number_math(op: str, x: Any, p: Any = None) -> Any:
-    """``op`` of Python numbers with float semantics at the edges, as a float64 array gives.
+    """``op`` of Python numbers with Python's own arithmetic, the book's semantics for them:
+    ``"div"`` (``x / p``), ``"exp"``, ``"log"``, ``"pow"`` (``x ** p``).
 
-    ``"div"`` (``x / p``): ``inf`` or ``nan`` for a zero divisor; ``"exp"``: ``inf`` on
-    overflow; ``"log"``: ``-inf`` at 0, ``nan`` below; ``"pow"`` (``x ** p``): ``nan`` for
-    a negative base and a non-integer exponent (never a complex number), ``inf`` for
-    ``0 ** negative``.
+    Python raises where a float64 array would give ``inf`` or ``nan`` (``ZeroDivisionError``
+    for ``1 / 0``, ``ValueError`` for ``log(-1)``, ``OverflowError`` for ``exp(1000)``): a
+    clear error, kept. The one case where Python answers silently with something else, a
+    complex number for a negative base to a fractional power, is a ``ValueError`` instead.
     """
-    try:
-        if op == "div":
-            return x / p
-        if op == "exp":
-            return math.exp(x)
-        if op == "log":
-            return math.log(x) if x > 0 else (-math.inf if x == 0 else math.nan)
-        if x < 0 and p != int(p):
-            return math.nan
-        return x ** p
-    except ZeroDivisionError:
-        if op == "pow" or x == 0 or x != x:
-            return math.inf if op == "pow" else math.nan
-        return math.copysign(math.inf, x) * math.copysign(1.0, p)
-    except OverflowError:
-        return math.inf
+    if op == "div":
+        return x / p
+    if op == "exp":
+        return math.exp(x)
+    if op == "log":
+        return math.log(x)
+    if x < 0 and p != int(p):
+        raise ValueError(f"PowLayer({p}): the negative base {x} to a fractional power has no real "
+                         "value (Python would return a complex number); a float array gives nan")
+    return x ** p
 
 
 def fresh(x: Any) -> Any:

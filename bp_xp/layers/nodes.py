@@ -173,7 +173,7 @@ class SubLayer(_TwoInputs):
 
 @contract(reference=lambda np, x, y: np.divide(x, y), samples=[
     *_node_samples(y_away=0.5),
-    Sample(1.0, 0.0, smooth=False, name="Python numbers, zero divisor")],
+    Sample(1.0, 0.0, raises=ZeroDivisionError, name="Python numbers, zero divisor")],
     torch_reference=lambda torch, x, y: x / y, grads_for=(0, 1))
 @recordable("÷")
 class DivLayer(_TwoInputs):

@@ -49,9 +49,11 @@ class _OneInput(Layer):
         return dout, xp, like_dout(self.x, dout, xp)
 
 
-def _unary_samples(x: Any, *, ints: Any, number: float, edge: Any, edge_number: float) -> list[Sample]:
+def _unary_samples(x: Any, *, ints: Any, number: float, edge: Any, edge_number: float,
+                   edge_error: type[Exception]) -> list[Sample]:
     """The conformance samples of a one-input node: ``x`` a float input in its smooth domain,
-    ``ints`` integer values there, ``edge`` values at its edges (inf, 0, outside the domain)."""
+    ``ints`` integer values there, ``edge`` values at its edges (inf, 0, outside the domain),
+    where an array gives inf or nan and the Python number ``edge_number`` ``edge_error``."""
     return [
         Sample(x),
         Sample(floats(), name="0-d") if x.low is None and not x.away else
@@ -60,7 +62,7 @@ def _unary_samples(x: Any, *, ints: Any, number: float, edge: Any, edge_number: 
         Sample(values(ints, "int"), name="int array"),
         Sample(values(ints, "int"), dout=0.5, name="int array, Python dout"),
         Sample(values(edge), smooth=False, name="edges"),
-        Sample(edge_number, smooth=False, name="Python number at an edge"),
+        Sample(edge_number, raises=edge_error, name="Python number at an edge"),
         Sample(floats(0, 3), name="empty batch"),
         Sample(bools(3), raises=TypeError, name="bool array"),
     ]
@@ -68,7 +70,8 @@ def _unary_samples(x: Any, *, ints: Any, number: float, edge: Any, edge_number: 
 
 @contract(reference=lambda np, x: np.divide(1.0, x),
           samples=_unary_samples(floats(3, 4, away=0.5), ints=[1, -2, 4], number=4.0,
-                                 edge=[0.0, -0.0, float("inf")], edge_number=0.0),
+                                 edge=[0.0, -0.0, float("inf")], edge_number=0.0,
+                                 edge_error=ZeroDivisionError),
           torch_reference=lambda torch, x: 1 / x)
 @recordable("1/x")
 class ReciprocalLayer(_OneInput):
@@ -93,7 +96,8 @@ class ReciprocalLayer(_OneInput):
 
 @contract(reference=lambda np, x: np.exp(x),
           samples=_unary_samples(floats(3, 4), ints=[0, 1, -2], number=0.5,
-                                 edge=[float("inf"), -float("inf"), 800.0], edge_number=800.0),
+                                 edge=[float("inf"), -float("inf"), 800.0], edge_number=800.0,
+                                 edge_error=OverflowError),
           torch_reference=lambda torch, x: torch.exp(x))
 @recordable("exp")
 class ExpLayer(_OneInput):
@@ -118,7 +122,8 @@ class ExpLayer(_OneInput):
 
 @contract(reference=lambda np, x: np.log(x),
           samples=_unary_samples(floats(3, 4, low=0.5, high=2.0), ints=[1, 2, 5], number=2.0,
-                                 edge=[0.0, -1.0, float("inf")], edge_number=-1.0),
+                                 edge=[0.0, -1.0, float("inf")], edge_number=-1.0,
+                                 edge_error=ValueError),
           torch_reference=lambda torch, x: torch.log(x))
 @recordable("log")
 class LogLayer(_OneInput):
@@ -143,25 +148,29 @@ class LogLayer(_OneInput):
 
 @contract(reference=lambda np, x: np.power(x, 2.0), make=lambda _: PowLayer(2), id="PowLayer(2)",
           samples=_unary_samples(floats(3, 4), ints=[1, -2, 3], number=-1.5,
-                                 edge=[float("inf"), -float("inf")], edge_number=1e200),
+                                 edge=[float("inf"), -float("inf")], edge_number=1e200,
+                                 edge_error=OverflowError),
           torch_reference=lambda torch, x: x ** 2)
 @contract(reference=lambda np, x: np.power(x, 0.5), make=lambda _: PowLayer(0.5),
           id="PowLayer(0.5)",
           samples=_unary_samples(floats(3, 4, low=0.5, high=2.0), ints=[1, 4, 9], number=4.0,
-                                 edge=[-4.0, 0.0, float("inf")], edge_number=-4.0),
+                                 edge=[-4.0, 0.0, float("inf")], edge_number=-4.0,
+                                 edge_error=ValueError),
           torch_reference=lambda torch, x: x ** 0.5)
 @contract(reference=lambda np, x: np.power(x, -1.0), make=lambda _: PowLayer(-1), id="PowLayer(-1)",
           samples=_unary_samples(floats(3, 4, away=0.5), ints=[1, -2, 4], number=-2.0,
-                                 edge=[0.0, float("inf")], edge_number=0.0),
+                                 edge=[0.0, float("inf")], edge_number=0.0,
+                                 edge_error=ZeroDivisionError),
           torch_reference=lambda torch, x: x ** -1)
 @recordable("**p")
 class PowLayer(_OneInput):
     """Power node with a constant exponent: ``out = x ** p``; ``dx = dout * p * x ** (p - 1)``.
 
-    Float semantics, as NumPy's for float arrays, on every input: a negative base with a
-    non-integer exponent gives NaN (``PowLayer(0.5).forward(-4.0)`` is ``nan``, never a
-    complex number), ``0 ** negative`` gives ``inf``. An integer array stays integer only
-    for a non-negative integer ``p``; otherwise it is computed in the default float dtype.
+    Arrays follow float semantics, as NumPy's float arrays do: a negative base with a
+    non-integer exponent gives NaN, ``0 ** negative`` gives ``inf``. Python numbers follow
+    Python's arithmetic, except that ``PowLayer(0.5).forward(-4.0)`` is a ``ValueError``
+    saying so, never the complex number Python would return. An integer array stays integer
+    only for a non-negative integer ``p``; otherwise it is computed in the default float dtype.
 
     Parameters
     ----------
