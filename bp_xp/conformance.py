@@ -5,27 +5,20 @@ what it computes and on what (its :class:`~bp_xp.layers.Contract`: sample inputs
 float64 NumPy reference, written next to its class with :func:`bp_xp.layers.contract`),
 and the checks here are written once for all of them:
 
-==========================  ===========================================================
-check                       what it holds the layer to
-==========================  ===========================================================
-``forward``                 output equals the float64 reference at the dtype's
-                            tolerance, on the backend, device and dtype of the inputs
-                            (exactly for integer outputs: no truncation)
-``backward``                gradients of the inputs and parameters equal the numerical
-                            gradient of the *reference*, and ``torch.autograd``'s where the
-                            contract gives a PyTorch forward and PyTorch is installed; each
-                            has its input's shape and the dtype rule below; forward and
-                            backward leave the caller's arrays as they were
-``nan``                     a NaN in any float input is NaN exactly where the reference's
-                            output is
-``backward_before_forward`` raises ``RuntimeError`` naming the layer
-``eval_backward``           after ``forward(x, train_flg=False)``, backward raises
-                            ``RuntimeError`` instead of using an older training batch
-``failed_forward``          a forward that raises (refused samples, a string, an array of
-                            another backend) leaves the layer exactly as it was
-``mixed``                   inputs or ``dout`` of another backend or device are refused
-                            with :class:`bp_xp.BackendMismatchError`
-==========================  ===========================================================
+* ``forward``: each output equals the float64 reference at the dtype's tolerance, on the
+  backend, device and dtype of the inputs (integer outputs exactly: no truncation);
+* ``backward``: gradients of the inputs and parameters equal the numerical gradient of the
+  *reference*, and ``torch.autograd``'s where the contract gives a PyTorch forward and
+  PyTorch is installed; each has its input's shape and the dtype rule below; forward and
+  backward leave the caller's arrays as they were;
+* ``nan``: a NaN in any float input is NaN exactly where the reference's output is;
+* ``backward_before_forward``: raises ``RuntimeError`` naming the layer;
+* ``eval_backward``: after ``forward(x, train_flg=False)``, backward raises ``RuntimeError``
+  instead of using an older training batch;
+* ``failed_forward``: a forward that raises (refused samples, a string, an array of another
+  backend) leaves the layer exactly as it was;
+* ``mixed``: inputs or ``dout`` of another backend or device are refused with
+  :class:`bp_xp.BackendMismatchError`.
 
 The dtype rule (the Array API's type promotion, with NumPy's float semantics where the
 standard leaves a case open): a gradient of a float input has that input's dtype, whatever
