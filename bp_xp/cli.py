@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import importlib.util
 import math
 import os
 import sys
@@ -173,6 +174,9 @@ def check_train_arguments(args: argparse.Namespace) -> ModelSpec:
                           f"({' '.join(map(str, args.hidden))})")
     for flag, path in (("--plot", args.plot), ("--save", args.save)):
         _require_writable_file(flag, path)
+    if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
+        raise _UsageError("--plot needs matplotlib, which is not installed: "
+                          "pip install \"bp_xp[train]\"")
     return spec
 
 
@@ -380,8 +384,6 @@ def run_bench(argv: Sequence[str]) -> int:
     The benchmarks are not part of the installed package; without a checkout this is a
     usage error that says where to get them.
     """
-    import importlib.util
-
     script = _find_bench_script()
     if script is None:
         raise _UsageError(f"bp-xp bench runs {_BENCH_SCRIPT}, which ships with the source code, "

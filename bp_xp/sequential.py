@@ -210,6 +210,8 @@ class Sequential:
         """
         loss = self.loss(x, t, train_flg=True)
         dout = self.last_layer.backward(1)
+        if dout is None:
+            self._returned_none(self.last_layer)
         *later, first = self._backward_order or (None,)
         for layer in later:
             dout = layer.backward(dout)
@@ -230,7 +232,8 @@ class Sequential:
         return loss, grads
 
     def _returned_none(self, layer: Layer) -> None:
-        name = self._backward_names[self._backward_order.index(layer)]
+        name = ("loss" if layer is self.last_layer
+                else self._backward_names[self._backward_order.index(layer)])
         raise TypeError(
             f"layer {name!r} ({type(layer).__name__}).backward returned None; a backward must "
             "return the gradient of its input (the layer below needs it), and keep the "

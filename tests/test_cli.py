@@ -303,3 +303,14 @@ def test_trainer_without_progress_needs_no_tqdm(monkeypatch):
     net = bp_xp.TwoLayerNet(4, 5, 3, seed=0)
     trainer = bp_xp.train.Trainer(net, x, t, x, t, iters=3, batch_size=10, progress=False)
     assert len(trainer.train()["loss"]) == 3
+
+
+def test_plot_without_matplotlib_is_refused_before_training(monkeypatch, tmp_path, capsys,
+                                                             no_training):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "matplotlib" else real_find_spec(name, *a))
+    assert main(["train", "--plot", str(tmp_path / "c.png"), "--no-progress"]) == 2
+    assert "--plot needs matplotlib" in capsys.readouterr().err
