@@ -39,7 +39,7 @@ from typing import Any
 import array_api_compat
 
 from ..backends import namespace_of
-from ._checks import SCALARS, ShapeError, check_shape
+from ._checks import SCALARS, ShapeError, check_shape, dtype_kind
 
 Array = Any
 
@@ -93,10 +93,11 @@ def operands(layer: str, values: tuple[Any, ...], names: tuple[str, ...], *,
     arrays = [(n, v) for n, v in zip(names, values) if not isinstance(v, SCALARS)]
     float_dtypes = []
     for name, value in arrays:
-        if xp.isdtype(value.dtype, "bool"):
+        kind = dtype_kind(xp, value.dtype)
+        if kind == "bool":
             raise TypeError(f"{layer}: {name} is a bool array; the Array API defines no arithmetic "
                             "on bool arrays: cast it first (xp.astype(x, xp.float32))")
-        if xp.isdtype(value.dtype, "real floating"):
+        if kind == "float":
             float_dtypes.append(value.dtype)
     if broadcast and len(arrays) > 1:
         check_broadcast(layer, [(n, tuple(v.shape)) for n, v in arrays])
@@ -108,7 +109,7 @@ def operands(layer: str, values: tuple[Any, ...], names: tuple[str, ...], *,
         target = default_float(xp, arrays[0][1])
     else:
         return xp, values  # integer arrays and integer numbers: integer math
-    return xp, tuple(v if isinstance(v, SCALARS) or xp.isdtype(v.dtype, "real floating")
+    return xp, tuple(v if isinstance(v, SCALARS) or dtype_kind(xp, v.dtype) == "float"
                      else xp.astype(v, target) for v in values)
 
 
@@ -138,10 +139,10 @@ def upstream(layer: str, dout: Any, out: Any, cached: tuple[Any, ...],
     xp = operands_namespace(f"{layer}.backward", (dout, *cached), ("dout", *names))
     if not isinstance(dout, SCALARS):
         check_shape(layer, "dout", dout, shape_of(out))
-        if xp is not None and not xp.isdtype(dout.dtype, "real floating"):
+        if xp is not None and dtype_kind(xp, dout.dtype) != "float":
             dout = xp.astype(dout, default_float(xp, dout))
     elif xp is not None and not isinstance(out, SCALARS):
-        dtype = out.dtype if xp.isdtype(out.dtype, "real floating") else default_float(xp, out)
+        dtype = out.dtype if dtype_kind(xp, out.dtype) == "float" else default_float(xp, out)
         dout = xp.full(tuple(out.shape), dout, dtype=dtype, device=array_api_compat.device(out))
     return dout, xp
 
@@ -151,7 +152,7 @@ def like_dout(value: Any, dout: Any, xp: ModuleType | None) -> Any:
     anything else as it is (float arrays already share ``dout``'s kind)."""
     if xp is None or isinstance(value, SCALARS) or isinstance(dout, SCALARS):
         return value
-    if xp.isdtype(value.dtype, "real floating"):
+    if dtype_kind(xp, value.dtype) == "float":
         return value
     return xp.astype(value, dout.dtype)
 

@@ -8,7 +8,7 @@ from typing import Any
 from ..backends import namespace_of, zero_where
 from ..functions import sigmoid
 from ..graph import recordable
-from ._checks import SCALARS, check_shape, require_forward
+from ._checks import SCALARS, check_shape, dtype_kind, require_forward
 from ._contract import Sample, bools, contract, floats, values
 from ._operands import default_float, to_input, upstream
 from .base import Layer
@@ -87,7 +87,7 @@ class Relu(Layer):
         xp = namespace_of(dout, mask, names=("dout", "mask"))
         if getattr(dout, "shape", None) != mask.shape:  # also a Python number: TypeError
             check_shape("Relu", "dout", dout, mask.shape)
-        if not xp.isdtype(dout.dtype, "real floating"):  # gradients are floating
+        if dtype_kind(xp, dout.dtype) != "float":  # gradients are floating
             dout = xp.astype(dout, default_float(xp, dout))
         return zero_where(mask, dout, xp)
 
@@ -123,7 +123,7 @@ class Sigmoid(Layer):
             out = _sigmoid_of_number(x)
         else:
             _refuse_bool("Sigmoid", x, xp)
-            if not xp.isdtype(x.dtype, "real floating"):  # floating math: the default float
+            if dtype_kind(xp, x.dtype) != "float":  # floating math: the default float
                 x = xp.astype(x, default_float(xp, x))
             out = sigmoid(x)
         self.out = out  # committed once forward has succeeded
@@ -140,7 +140,7 @@ class Sigmoid(Layer):
 
 
 def _refuse_bool(layer: str, x: Array, xp: Any) -> None:
-    if xp.isdtype(x.dtype, "bool"):
+    if dtype_kind(xp, x.dtype) == "bool":
         raise TypeError(f"{layer}.forward: x is a bool array; the Array API defines no "
                         "arithmetic on bool arrays: cast it first (xp.astype(x, xp.float32))")
 
