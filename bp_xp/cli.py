@@ -1,5 +1,9 @@
 """The ``bp-xp`` command: ``backends``, ``train``, ``gradcheck`` and ``bench``.
 
+``python -m bp_xp`` runs the same command (``bp_xp/__main__.py``). ``bp-xp train`` checks
+every flag and output path before it loads or trains anything: a model is one entry of
+:data:`MODELS`, which says which model flags it takes (any other is refused, naming it).
+
 ``bp-xp train`` and ``examples/train_mnist.py`` share :func:`add_train_arguments` and
 :func:`run_train`; ``bp-xp gradcheck`` and ``examples/gradient_check.py`` share
 :func:`add_gradcheck_arguments` and :func:`run_gradcheck`. User errors (an unknown or
