@@ -14,35 +14,35 @@ from ._contract import Sample, floats, values
 __all__ = ["SOFTMAX_WITH_LOSS", "convolution", "pooling"]
 
 
-def _pad(np: Any, x: Any, pad: int) -> Any:
-    return np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+def _windows(np: Any, x: Any, fh: int, fw: int, stride: int, pad: int) -> Any:
+    """``(i, j, window)`` for every output pixel: the ``(N, C, fh, fw)`` window of the
+    zero-padded ``x`` that it reads, by its definition."""
+    _, _, h, w = x.shape
+    padded = np.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
+    for i in range((h + 2 * pad - fh) // stride + 1):
+        for j in range((w + 2 * pad - fw) // stride + 1):
+            yield i, j, padded[:, :, i * stride:i * stride + fh, j * stride:j * stride + fw]
+
+
+def _out_hw(x: Any, fh: int, fw: int, stride: int, pad: int) -> tuple[int, int]:
+    return (x.shape[2] + 2 * pad - fh) // stride + 1, (x.shape[3] + 2 * pad - fw) // stride + 1
 
 
 def convolution_reference(np: Any, x: Any, W: Any, b: Any, *, stride: int, pad: int) -> Any:
     """Cross-correlation by its definition: one window at a time."""
-    n, _, h, w = x.shape
     fn, _, fh, fw = W.shape
-    padded = _pad(np, x, pad)
-    oh, ow = (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1
-    out = np.zeros((n, fn, oh, ow))
-    for i in range(oh):
-        for j in range(ow):
-            window = padded[:, :, i * stride:i * stride + fh, j * stride:j * stride + fw]
-            out[:, :, i, j] = np.tensordot(window, W, axes=([1, 2, 3], [1, 2, 3])) + b
+    out = np.zeros((x.shape[0], fn, *_out_hw(x, fh, fw, stride, pad)))
+    for i, j, window in _windows(np, x, fh, fw, stride, pad):
+        out[:, :, i, j] = np.tensordot(window, W, axes=([1, 2, 3], [1, 2, 3])) + b
     return out
 
 
 def pooling_reference(np: Any, x: Any, *, size: tuple[int, int], stride: int, pad: int) -> Any:
     """Max over each window of the zero-padded input (the book's padding); NaN propagates."""
-    n, c, h, w = x.shape
-    ph, pw = size
-    padded = _pad(np, x, pad)
-    oh, ow = (h + 2 * pad - ph) // stride + 1, (w + 2 * pad - pw) // stride + 1
-    out = np.zeros((n, c, oh, ow))
-    for i in range(oh):
-        for j in range(ow):
-            window = padded[:, :, i * stride:i * stride + ph, j * stride:j * stride + pw]
-            out[:, :, i, j] = window.reshape(n, c, -1).max(axis=2) if window.size else 0.0
+    n, c = x.shape[:2]
+    out = np.zeros((n, c, *_out_hw(x, *size, stride, pad)))
+    for i, j, window in _windows(np, x, *size, stride, pad):
+        out[:, :, i, j] = window.reshape(n, c, -1).max(axis=2) if window.size else 0.0
     return out
 
 
