@@ -40,7 +40,15 @@ import numpy as np
 import pytest
 from array_api_extra import testing as xpx_testing
 
-from .backends import Backend, BackendUnavailableError, dtype_name, resolve_backend, to_numpy
+from .backends import (
+    Backend,
+    BackendUnavailableError,
+    backend_names,
+    dtype_name,
+    get_spec,
+    resolve_backend,
+    to_numpy,
+)
 
 __all__ = ["CASES", "Case", "XB", "TOLERANCES"]
 
@@ -120,7 +128,7 @@ class XB:
         Dask arrays get two chunks along the first axis where it has two or more rows.
         """
         host = np.asarray(host)
-        if self.case.family == "dask" and host.ndim and host.shape[0] >= 2:
+        if self.backend.spec.chunked and host.ndim and host.shape[0] >= 2:
             chunks = (math.ceil(host.shape[0] / 2), *host.shape[1:])
             return dataclasses.replace(self.backend, chunks=chunks).asarray(host, dtype=dtype)
         out = self.backend.asarray(host, dtype=dtype)
@@ -207,13 +215,18 @@ _CASE_PROPERTY = "bp_xp_case"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the ``slow`` marker; enable JAX's float64, so the float64 rows run on JAX too."""
+    """Register the ``slow`` marker; switch float64 on where a backend needs it (JAX).
+
+    Every installed backend whose spec has ``enable_float64`` gets it, so the float64 rows
+    run there too.
+    """
     config.addinivalue_line("markers", "slow: takes seconds (or runs on a slow matrix row); "
                                        'pytest -m "not slow" leaves it out')
-    if importlib.util.find_spec("jax") is not None:
-        import jax
-
-        jax.config.update("jax_enable_x64", True)
+    for name in backend_names():
+        spec = get_spec(name)
+        if spec is not None and spec.enable_float64 is not None \
+                and importlib.util.find_spec(spec.module) is not None:
+            spec.enable_float64()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

@@ -312,9 +312,10 @@ class Trainer:
         return total / n
 
     def _settle_lazy_state(self) -> None:
-        # Dask builds one graph across steps; materialise it at each evaluation so that it
-        # stays one epoch long instead of growing (and being recomputed) for the whole run.
-        if self.network.backend.name != "dask":
+        # A lazy backend (Dask) builds one graph across steps; materialise it at each
+        # evaluation so that it stays one epoch long instead of growing (and being
+        # recomputed) for the whole run. Backends that compute eagerly have nothing to settle.
+        if self.network.backend.spec.settle is None:
             return
         from .distributed import materialize
 

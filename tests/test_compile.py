@@ -228,7 +228,7 @@ def test_a_host_batch_on_a_jax_network_is_refused(rng):
     net = TwoLayerNet(8, 5, 3, backend=backend, dtype="float64", seed=0)
     step = bp_xp.compile_step(net, get_optimizer("sgd"))
     hx, ht = _batch(rng)
-    with pytest.raises(bp_xp.BackendMismatchError, match="x and t must be JAX arrays.*numpy"):
+    with pytest.raises(bp_xp.BackendMismatchError, match="x and t must be jax arrays.*numpy"):
         step(hx, backend.asarray(ht))
     assert step.trace_count == 0
 
