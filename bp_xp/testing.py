@@ -50,7 +50,7 @@ from .backends import (
     to_numpy,
 )
 
-__all__ = ["CASES", "Case", "XB", "TOLERANCES"]
+__all__ = ["CASES", "Case", "XB", "TOLERANCES", "add_case", "cases"]
 
 #: ``(rtol, atol)`` used by :meth:`XB.assert_close` for each dtype.
 TOLERANCES: dict[str, tuple[float, float]] = {
@@ -94,6 +94,28 @@ CASES: tuple[Case, ...] = (
     Case("dask", "dask", "dask", slow=True),
     Case("cupy", "cupy", "cupy"),
 )
+
+
+_ADDED: list[Case] = []
+
+
+def add_case(case: Case) -> None:
+    """Add a row to the matrix, for a backend registered outside bp_xp.
+
+    Call it before tests are collected: from a plugin's or a ``conftest.py``'s
+    ``pytest_configure``, next to :func:`bp_xp.backends.register_backend`. See
+    ``docs/backends.md``, "A new backend".
+    """
+    if not isinstance(case, Case):
+        raise TypeError(f"add_case expects a bp_xp.testing.Case, got {type(case).__name__}")
+    if any(c.id == case.id for c in cases()):
+        raise ValueError(f"the matrix already has a row {case.id!r}")
+    _ADDED.append(case)
+
+
+def cases() -> tuple[Case, ...]:
+    """Every row of the matrix: :data:`CASES` and those added with :func:`add_case`."""
+    return CASES + tuple(_ADDED)
 
 
 class XB:
@@ -191,7 +213,7 @@ class XB:
 
 def _required() -> set[str]:
     names = {n.strip() for n in os.environ.get("BP_XP_REQUIRE", "").split(",") if n.strip()}
-    return {c.family for c in CASES} if "all" in names else names
+    return {c.family for c in cases()} if "all" in names else names
 
 
 _RESOLVED: dict[str, Backend | str] = {}
@@ -233,8 +255,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     """One line per matrix case: its backend and device, and whether it runs here or why not."""
     required = _required()
     lines = ["bp_xp test matrix (bp_xp.testing.CASES):"]
-    width = max(len(case.id) for case in CASES)
-    for case in CASES:
+    width = max(len(case.id) for case in cases())
+    for case in cases():
         found = _resolve(case)
         if isinstance(found, str):
             verdict = ("FAILS, required by BP_XP_REQUIRE: " if case.family in required
@@ -265,8 +287,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not counts:
         return
     terminalreporter.section("bp_xp matrix: tests per backend case")
-    width = max(len(case.id) for case in CASES)
-    for case in CASES:
+    width = max(len(case.id) for case in cases())
+    for case in cases():
         if case.id in counts:
             tally = ", ".join(f"{n} {outcome}" for outcome, n in counts[case.id].items())
             terminalreporter.write_line(f"{case.id:<{width}}  {tally}")
@@ -279,13 +301,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "dtype" in metafunc.fixturenames:
         rows = [
             pytest.param(case, dtype, id=f"{case.id}-{dtype}", marks=_marks(case))
-            for case in CASES
+            for case in cases()
             for dtype in ("float32", "float64")
             if dtype == "float32" or case.float64
         ]
         metafunc.parametrize(("xb_case", "dtype"), rows)
     else:
-        metafunc.parametrize("xb_case", [pytest.param(c, id=c.id, marks=_marks(c)) for c in CASES])
+        metafunc.parametrize("xb_case", [pytest.param(c, id=c.id, marks=_marks(c)) for c in cases()])
 
 
 def _marks(case: Case) -> list[pytest.MarkDecorator]:

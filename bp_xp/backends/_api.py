@@ -300,7 +300,7 @@ def resolve_backend(backend: Any = None, device: Any = None) -> Backend:
     spec = get_spec(name)
     assert spec is not None  # _parse_backend returned a registered name
     dev = spec.parse_device(device if device is not None else text_device)
-    return Backend(spec.name, importlib.import_module(spec.namespace), dev)
+    return Backend(spec.name, spec.xp(), dev)
 
 
 def _parse_backend(backend: Any) -> tuple[str, str | None]:
@@ -310,7 +310,9 @@ def _parse_backend(backend: Any) -> tuple[str, str | None]:
         for name in backend_names():
             spec = get_spec(name)
             if spec is not None and (spec.is_namespace(backend)
-                                     or backend.__name__ in (spec.module, spec.namespace)):
+                                     or backend.__name__ == spec.module
+                                     or backend.__name__ == getattr(spec.namespace, "__name__",
+                                                                    spec.namespace)):
                 return spec.name, None
         raise BackendUnavailableError(f"namespace {backend.__name__!r} is not a backend bp_xp knows")
     if not isinstance(backend, str):
@@ -387,7 +389,7 @@ def backend_of(x: Any) -> Backend:
     spec = spec_of(x)
     if spec is None:
         raise BackendError(f"{type(x).__qualname__} is not an array of a backend bp_xp knows")
-    xp = importlib.import_module(spec.namespace)
+    xp = spec.xp()
     if spec.chunks_of is not None:
         return Backend(spec.name, xp, spec.parse_device(None), chunks=spec.chunks_of(x))
     return Backend(spec.name, xp, array_api_compat.device(x))

@@ -10,6 +10,7 @@ and takes ``None`` to mean "this backend has no such thing; do the portable thin
 from __future__ import annotations
 
 import dataclasses
+import importlib
 from collections.abc import Callable, Mapping, Sequence
 from types import ModuleType
 from typing import Any
@@ -44,8 +45,9 @@ class BackendSpec:
         The name users type (``"torch"``), also the first part of ``"torch:cuda:0"``.
     module : str
         The module to import to know it is installed (its ``__version__`` is reported).
-    namespace : str
-        The module path of its Array API namespace (``"array_api_compat.torch"``).
+    namespace : str or module
+        Its Array API namespace: a module path (``"array_api_compat.torch"``), imported
+        when first needed, or the module itself.
     extra : str
         The pip extra of bp_xp that installs it (for install hints).
     is_array, is_namespace : callable
@@ -101,7 +103,7 @@ class BackendSpec:
 
     name: str
     module: str
-    namespace: str
+    namespace: str | ModuleType
     extra: str
     is_array: Callable[[Any], bool]
     is_namespace: Callable[[ModuleType], bool]
@@ -127,12 +129,18 @@ class BackendSpec:
     enable_float64: Callable[[], None] | None = None
 
     def __post_init__(self) -> None:
-        for field in ("name", "module", "namespace", "extra"):
+        for field in ("name", "module", "extra"):
             value = getattr(self, field)
             if not isinstance(value, str) or not value:
                 raise TypeError(f"BackendSpec.{field} must be a non-empty string, got {value!r}")
         if ":" in self.name:
             raise ValueError(f"BackendSpec.name must not contain ':', got {self.name!r}")
+
+    def xp(self) -> ModuleType:
+        """The Array API namespace (imported on first use when given as a path)."""
+        if isinstance(self.namespace, ModuleType):
+            return self.namespace
+        return importlib.import_module(self.namespace)
 
     @property
     def chunked(self) -> bool:
