@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from ._checks import check_integer
 from .backends import BackendError, get_spec, settle, spec_of, to_numpy
 from .backends import dask as dask_backend
 from .compile import train_step as eager_step
@@ -102,11 +103,8 @@ def shard(x: Any, rows_per_chunk: int | None = None, *, chunks: int | None = Non
     if rows_per_chunk is None:
         if chunks is None:
             raise ValueError("shard needs rows_per_chunk or chunks")
-        if chunks < 1:
-            raise ValueError(f"chunks must be >= 1, got {chunks}")
-        rows_per_chunk = max(1, math.ceil(n / chunks))
-    if rows_per_chunk < 1:
-        raise ValueError(f"rows_per_chunk must be >= 1, got {rows_per_chunk}")
+        rows_per_chunk = max(1, math.ceil(n / check_integer(chunks, "chunks", where="shard")))
+    check_integer(rows_per_chunk, "rows_per_chunk", where="shard")
     return dask_backend.shard_rows(host, rows_per_chunk, persist)
 
 

@@ -37,7 +37,7 @@ LEVELS = {
     "cli": 6,
 }
 #: Modules outside the levels: any level may use them; they import only the levels named here.
-APART = {"data": {"_atomic"}, "testing": {"backends"}, "conformance": {"backends"}}
+APART = {"data": {"_atomic", "backends"}, "testing": {"backends"}, "conformance": {"backends"}}
 #: The package's front door (and ``python -m bp_xp``): may import anything.
 FRONT = {"__init__", "__main__"}
 #: Array libraries only ``bp_xp/backends/`` may import (NumPy is the host's and allowed).

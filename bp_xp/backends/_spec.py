@@ -99,6 +99,10 @@ class BackendSpec:
     enable_float64 : callable or None
         Switch on float64 for the process (JAX's ``jax_enable_x64``); ``None`` where
         float64 needs no switch.
+    request_host_devices : callable or None
+        ``count -> bool``: ask the library, before it is imported, to offer ``count``
+        devices on the host CPU (JAX: ``XLA_FLAGS``), so tests can use a device that is not
+        the default one; ``False`` when it is too late or already decided otherwise.
     """
 
     name: str
@@ -127,6 +131,7 @@ class BackendSpec:
     is_tracer: Callable[[Any], bool] = _never
     settle: Callable[[Sequence[Any]], list[Any]] | None = None
     enable_float64: Callable[[], None] | None = None
+    request_host_devices: Callable[[int], bool] | None = None
 
     def __post_init__(self) -> None:
         for field in ("name", "module", "extra"):

@@ -134,6 +134,23 @@ def is_tracer(x: Any) -> bool:
     return isinstance(x, jax.core.Tracer)
 
 
+def request_host_devices(count: int) -> bool:
+    """Ask XLA for ``count`` CPU devices (``XLA_FLAGS``); possible only before jax is imported.
+
+    Leaves ``XLA_FLAGS`` alone when it already names a device count.
+    """
+    import os
+    import sys
+
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" in flags:
+        return f"xla_force_host_platform_device_count={count}" in flags
+    if "jax" in sys.modules:
+        return False
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
+    return True
+
+
 def enable_float64() -> None:
     """``jax_enable_x64``: switch JAX's 64-bit dtypes on, before any array is made."""
     import jax
@@ -154,5 +171,5 @@ SPEC = BackendSpec(
     to_host=to_host, synchronize=synchronize,
     kernels=KERNELS, missing_dtype_hint=missing_dtype_hint, compile_function=compile_function,
     compiled_kind="jax.jit", trace_errors=trace_errors, is_tracer=is_tracer,
-    enable_float64=enable_float64,
+    enable_float64=enable_float64, request_host_devices=request_host_devices,
 )
