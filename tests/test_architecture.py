@@ -297,3 +297,23 @@ def test_the_checks_would_catch_what_they_look_for(tmp_path, monkeypatch):
     assert any("._state" in o for o in find_private_reads())
     assert find_library_imports() == ["a:2 imports jax"]
     assert find_backend_name_comparisons() == ["a:4"]
+
+
+def test_every_error_a_traceback_names_as_bp_xp_is_importable_from_bp_xp():
+    """A class whose ``__module__`` is ``"bp_xp"`` shows as ``bp_xp.Name``: that name must work."""
+    import importlib
+    import inspect
+
+    import bp_xp
+
+    missing = []
+    for parts in _modules():
+        if parts[-1] == "__main__":
+            continue
+        name = ".".join(("bp_xp", *(p for p in parts if p != "__init__")))
+        module = importlib.import_module(name)
+        for attr, value in vars(module).items():
+            if (inspect.isclass(value) and value.__module__ == "bp_xp"
+                    and getattr(bp_xp, value.__name__, None) is not value):
+                missing.append(f"{name}.{attr}")
+    assert not missing, f"export these from bp_xp/__init__.py: {sorted(set(missing))}"

@@ -425,7 +425,8 @@ def test_a_fast_kernel_is_used_only_by_the_backend_that_has_it(xb):
     own = spec_of(x).kernels
     for name in ("zero_where", "subtract_scaled"):
         assert fast_kernel(name, x) is own.get(name), (xb.case.family, name)
-    expected = {"numpy": {"zero_where"}, "torch": {"zero_where", "subtract_scaled"}}
+    expected = {"numpy": {"zero_where"}, "torch": {"zero_where", "subtract_scaled"},
+                "jax": {"zero_where"}}
     assert set(own) == expected.get(xb.case.family, set())
 
 

@@ -179,3 +179,12 @@ def test_jax_input_on_another_device_is_a_backend_mismatch_in_every_step():
             run(x0, t)
     for key, value in before.items():  # refused before anything was computed or donated
         np.testing.assert_array_equal(bp_xp.to_numpy(net.params[key]), value)
+
+
+@pytest.mark.slow
+def test_jax_an_empty_batch_keeps_its_device_through_a_relu():
+    """Found by the jax_cpu1 row: JAX put ``where(mask, 0, x)`` of an empty ``x`` on device 0."""
+    jax, backend = _jax_second_cpu()
+    x = backend.asarray(np.zeros((0, 4)), dtype="float32")
+    assert _on(jax, bp_xp.layers.Relu().forward(x), backend.device)
+    assert _on(jax, bp_xp.backends.zero_where(x > 0, x), backend.device)

@@ -158,9 +158,23 @@ def enable_float64() -> None:
     jax.config.update("jax_enable_x64", True)
 
 
-#: The fast kernels of this backend, by the name :mod:`bp_xp.backends` dispatches on (none
-#: yet: XLA fuses the portable spelling).
-KERNELS: dict[str, Callable[..., Any]] = {}
+def zero_where(mask: Any, x: Any) -> Any:
+    """``where(mask, 0, x)`` for an empty ``x``, kept on ``x``'s device; ``None`` otherwise.
+
+    JAX places ``jnp.where(mask, 0, x)`` of a zero-size ``x`` on its *default* device, so an
+    empty batch on ``jax:cpu:1`` (or a second GPU) would leave its device after a ReLU;
+    ``where(~mask, x, 0)`` gives the same (no) values and stays. Non-empty arrays take the
+    portable spelling (``None``).
+    """
+    if x.size:
+        return None
+    import jax.numpy as jnp
+
+    return jnp.where(~mask, x, 0)
+
+
+#: The kernels of this backend, by the name :mod:`bp_xp.backends` dispatches on.
+KERNELS: dict[str, Callable[..., Any]] = {"zero_where": zero_where}
 
 
 #: This backend, declared for the registry (keep it last: it reads the definitions above).
