@@ -45,6 +45,8 @@ class SimpleConvNet(Sequential):
         (``"float32"`` by default), and the seed of the host generator the initial
         weights are drawn from (so every backend starts from the same numbers).
 
+    Notes
+    -----
     The pooling layer is the book's 2x2 max pooling with stride 2, so the
     convolution's output height and width must be even.
 

@@ -290,7 +290,6 @@ def test_the_checks_would_catch_what_they_look_for(tmp_path, monkeypatch):
                                "def g(net, opt):\n    return net.backend.name == 'jax' or opt._state\n")
     (fake / "b.py").write_text("from .a import g\nfrom .c import _hidden\ndef f():\n    pass\n")
     (fake / "c.py").write_text("_hidden = 1\n")
-    monkeypatch.setattr(__import__(__name__), "PACKAGE", fake, raising=False)
     monkeypatch.setitem(globals(), "PACKAGE", fake)
     assert find_cycles() == [["a", "b", "a"]]
     assert any("_hidden" in o for o in find_private_reads())
@@ -317,3 +316,28 @@ def test_every_error_a_traceback_names_as_bp_xp_is_importable_from_bp_xp():
                     and getattr(bp_xp, value.__name__, None) is not value):
                 missing.append(f"{name}.{attr}")
     assert not missing, f"export these from bp_xp/__init__.py: {sorted(set(missing))}"
+
+
+def test_the_api_reference_is_generated_from_all_and_covers_every_public_module():
+    """docs/api/index.md's table comes from each page's ``__all__``; no public module lacks a page."""
+    import importlib.util
+
+    hooks_path = PACKAGE.parent / "docs" / "hooks.py"
+    spec = importlib.util.spec_from_file_location("bp_xp_docs_hooks", hooks_path)
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+
+    import bp_xp
+
+    pages = hooks.api_pages()
+    public = {parts[0] for parts in _modules()
+              if not parts[0].startswith("_") and parts[0] not in FRONT}
+    covered = {path.split(".")[1] for path in pages}
+    assert public - covered == set(), f"add a page under docs/api/ for {sorted(public - covered)}"
+    index = hooks.api_index()
+    for name in bp_xp.__all__:
+        shown = (f"`{name}`", f"- {name}", f"`bp_xp.{name}`")  # a name, a member, a module's page
+        assert any(text in index for text in shown), f"bp_xp.{name} is in no API page"
+    page = (PACKAGE.parent / "docs" / "api" / "index.md").read_text()
+    assert hooks.API_INDEX in page
+    assert hooks.API_INDEX not in hooks.on_page_markdown(page)
