@@ -46,7 +46,15 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from .backends import BackendMismatchError, BackendUnavailableError, dtype_name, resolve_backend, to_numpy
+from .backends import (
+    BackendMismatchError,
+    BackendUnavailableError,
+    backend_names,
+    dtype_name,
+    get_spec,
+    resolve_backend,
+    to_numpy,
+)
 from .layers._contract import Contract, Input, Sample, contracts_of
 
 __all__ = ["CHECKS", "Contract", "Sample", "check_layer", "contracts", "registered_contracts"]
@@ -277,11 +285,21 @@ def _numerical_grads(p: _Prepared, h: float = 1e-6) -> dict[Any, Any]:
     return out
 
 
+def _torch_module() -> Any:
+    """PyTorch, whose ``torch.autograd`` is the second reference of the gradients, where it
+    is installed (``None`` elsewhere); found through the backend registry, which knows the
+    module to import, so that no module outside ``bp_xp/backends`` imports an array library."""
+    spec = get_spec("torch")
+    if spec is None or importlib.util.find_spec(spec.module) is None:
+        return None
+    return importlib.import_module(spec.module)
+
+
 def _torch_grads(p: _Prepared) -> dict[Any, Any] | None:
     """``torch.autograd``'s gradients in float64, or ``None`` without PyTorch or a reference."""
-    if p.spec.torch_reference is None or importlib.util.find_spec("torch") is None:
+    torch = _torch_module()
+    if p.spec.torch_reference is None or torch is None:
         return None
-    import torch
 
     def tensor(value: Any) -> Any:
         return torch.tensor(np.asarray(value, dtype=np.float64), requires_grad=True)
@@ -623,22 +641,31 @@ def _mixable(p: _Prepared) -> bool:
     return bool(arrays) and (len(arrays) > 1 or bool(p.params))
 
 
-_OTHERS: dict[str, Any] = {}
+_OTHERS: dict[tuple[str, str], Any] = {}
 
 
 def _other_backend(xb: Any) -> Any:
-    """Another backend or device to mix in: strict's second device for strict rows, strict for
-    NumPy, NumPy for everything else; ``None`` when it is not installed."""
-    if xb.case.family == "array_api_strict":
-        spec = ("array_api_strict:device1" if str(xb.device) != "array_api_strict.Device('device1')"
-                and "device1" not in str(xb.device) else "array_api_strict")
-    elif xb.case.family == "numpy":
-        spec = "array_api_strict"
-    else:
-        spec = "numpy"
-    if spec not in _OTHERS:
-        try:
-            _OTHERS[spec] = resolve_backend(spec)
-        except BackendUnavailableError:
-            _OTHERS[spec] = None
-    return _OTHERS[spec]
+    """Another device of the row's backend where it has one (a device mismatch), else another
+    installed backend (a backend mismatch); ``None`` when there is neither. Found once per row."""
+    key = (xb.backend.name, repr(xb.device))
+    if key not in _OTHERS:
+        _OTHERS[key] = _find_other(xb)
+    return _OTHERS[key]
+
+
+def _find_other(xb: Any) -> Any:
+    spec = get_spec(xb.backend.name)
+    if spec is not None:
+        for device in spec.devices():
+            if device != xb.device:
+                try:
+                    return resolve_backend(xb.backend.name, spec.format_device(device))
+                except BackendUnavailableError:
+                    continue
+    for name in backend_names():
+        if name != xb.backend.name:
+            try:
+                return resolve_backend(name)
+            except BackendUnavailableError:
+                continue
+    return None

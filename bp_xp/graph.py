@@ -38,7 +38,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .backends import to_numpy
+from .backends import dtype_name, to_numpy
 
 __all__ = ["Edge", "Graph", "GraphvizUnavailableError", "Node", "record", "recordable"]
 
@@ -124,8 +124,7 @@ def _snapshot(value: Any) -> Any:
         return _ArrayValue(tuple(value.shape), str(value.dtype), ())
     if host.ndim == 0:
         return host.item()
-    dtype = str(getattr(value.dtype, "name", value.dtype)).rsplit(".", 1)[-1]
-    return _ArrayValue(tuple(host.shape), dtype, tuple(host.reshape(-1)[:_HEAD].tolist()))
+    return _ArrayValue(tuple(host.shape), dtype_name(value.dtype), tuple(host.reshape(-1)[:_HEAD].tolist()))
 
 
 def _number(v: Any, digits: int) -> str:

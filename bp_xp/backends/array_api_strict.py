@@ -16,6 +16,7 @@ import array_api_compat
 import numpy as np
 
 from ._errors import BackendUnavailableError
+from ._spec import BackendSpec
 from ._util import require
 
 NAME = "array_api_strict"
@@ -98,3 +99,12 @@ def to_host(x: Any) -> np.ndarray:
 
 def synchronize(device: Any, arrays: Sequence[Any]) -> None:
     """array-api-strict computes eagerly on the host: nothing to wait for."""
+
+
+#: This backend, declared for the registry (keep it last: it reads the definitions above).
+SPEC = BackendSpec(
+    name=NAME, aliases=ALIASES, module=MODULE, namespace=NAMESPACE, extra=EXTRA,
+    is_array=is_array, is_namespace=is_namespace, parse_device=parse_device,
+    format_device=format_device, devices=devices, dtypes=dtypes, from_host=from_host,
+    to_host=to_host, synchronize=synchronize,
+)

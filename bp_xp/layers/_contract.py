@@ -109,8 +109,13 @@ class Contract:
     samples : tuple of Sample
     params : mapping of name to Input
         The layer's parameters, drawn on the host and moved to the backend under test.
+    init : mapping
+        Keyword arguments of the constructor other than the parameters: by default a fresh
+        layer is ``cls(**params, **init)`` (``Affine(W=..., b=...)``,
+        ``Convolution(W=..., b=..., stride=2, pad=1)``).
     make : callable ``(params) -> layer``, optional
-        Builds a fresh layer from the moved parameters; ``cls()`` by default.
+        Builds a fresh layer from the moved parameters instead, where the constructor does
+        not take them by their names.
     torch_reference : callable ``(torch, *tensors, **params) -> tensor``, optional
         The forward pass in PyTorch, differentiated by ``torch.autograd`` where PyTorch is
         installed.
@@ -126,6 +131,7 @@ class Contract:
     reference: Callable[..., Any]
     samples: tuple[Sample, ...]
     params: Mapping[str, Input] = dataclasses.field(default_factory=dict)
+    init: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     make: Callable[[dict[str, Any]], Any] | None = None
     torch_reference: Callable[..., Any] | None = None
     grads_for: tuple[int, ...] = (0,)
@@ -140,18 +146,21 @@ class Contract:
 
     def build(self, params: dict[str, Any]) -> Any:
         """A fresh layer from moved parameters."""
-        return self.make(params) if self.make is not None else self.layer()
+        if self.make is not None:
+            return self.make(params)
+        return self.layer(**params, **self.init)
 
 
 def contract(*, reference: Callable[..., Any], samples: Any, params: Mapping[str, Input] | None = None,
-             make: Callable[[dict[str, Any]], Any] | None = None,
+             init: Mapping[str, Any] | None = None, make: Callable[[dict[str, Any]], Any] | None = None,
              torch_reference: Callable[..., Any] | None = None, grads_for: tuple[int, ...] = (0,),
              train_flg: bool = False, id: str = "") -> Callable[[type], type]:
     """Class decorator: declare a :class:`Contract` for the class (stackable: one per variant)."""
 
     def register(cls: type) -> type:
         spec = Contract(reference=reference, samples=tuple(samples), params=dict(params or {}),
-                        make=make, torch_reference=torch_reference, grads_for=grads_for,
+                        init=dict(init or {}), make=make, torch_reference=torch_reference,
+                        grads_for=grads_for,
                         train_flg=train_flg, id=id, layer=cls)
         # the class's own tuple, not an inherited one; decorators apply bottom-up
         own = cls.__dict__.get("__contracts__", ())

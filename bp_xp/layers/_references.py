@@ -58,17 +58,12 @@ def softmax_with_loss_reference(np: Any, x: Any, t: Any) -> Any:
 def convolution(stride: int = 1, pad: int = 0) -> dict[str, Any]:
     """The ``@contract`` keywords of ``Convolution(W, b, stride, pad)`` with 3 filters of
     2 channels, 3x3."""
-    def make(p: dict[str, Any]) -> Any:
-        from .conv import Convolution  # defined after its decorator's arguments
-
-        return Convolution(p["W"], p["b"], stride=stride, pad=pad)
-
     return dict(
         reference=lambda np, x, W, b: convolution_reference(np, x, W, b, stride=stride, pad=pad),
         torch_reference=lambda torch, x, W, b: torch.nn.functional.conv2d(
             x, W, b, stride=stride, padding=pad),
         params={"W": floats(3, 2, 3, 3), "b": floats(3)},
-        make=make,
+        init={"stride": stride, "pad": pad},
         id="Convolution" if (stride, pad) == (1, 0) else f"Convolution(stride={stride}, pad={pad})",
         samples=[
             Sample(floats(2, 2, 5, 5)),
@@ -83,11 +78,6 @@ def convolution(stride: int = 1, pad: int = 0) -> dict[str, Any]:
 
 def pooling(size: int = 2, stride: int = 2, pad: int = 0) -> dict[str, Any]:
     """The ``@contract`` keywords of ``Pooling(size, size, stride, pad)``."""
-    def make(_: dict[str, Any]) -> Any:
-        from .conv import Pooling  # defined after its decorator's arguments
-
-        return Pooling(size, size, stride=stride, pad=pad)
-
     def torch_pool(torch: Any, x: Any) -> Any:
         padded = torch.nn.functional.pad(x, (pad, pad, pad, pad))  # zeros, as the book pads
         return torch.nn.functional.max_pool2d(padded, size, stride)
@@ -95,7 +85,7 @@ def pooling(size: int = 2, stride: int = 2, pad: int = 0) -> dict[str, Any]:
     return dict(
         reference=lambda np, x: pooling_reference(np, x, size=(size, size), stride=stride, pad=pad),
         torch_reference=torch_pool,
-        make=make,
+        init={"pool_h": size, "pool_w": size, "stride": stride, "pad": pad},
         id="Pooling" if (size, stride, pad) == (2, 2, 0) else
         f"Pooling({size}x{size}, stride={stride}, pad={pad})",
         samples=[

@@ -20,7 +20,6 @@ def _affine_reference(np: Any, x: Any, W: Any, b: Any) -> Any:
 
 
 @contract(reference=_affine_reference, params={"W": floats(3, 2), "b": floats(2)},
-          make=lambda p: Affine(p["W"], p["b"]),
           torch_reference=lambda torch, x, W, b: x.reshape(x.shape[0], W.shape[0]) @ W + b,
           samples=[
               Sample(floats(4, 3)),

@@ -25,7 +25,7 @@ Array = Any
 
 @contract(reference=lambda np, x: np.where(np.random.default_rng(3).random(np.shape(x)) > 0.5,
                                             x, 0.0),
-          make=lambda _: Dropout(0.5, seed=3), train_flg=True,
+          init={"dropout_ratio": 0.5, "seed": 3}, train_flg=True,
           samples=[Sample(floats(4, 5)), Sample(floats(2, 3, 2, 2), name="images"),
                    Sample(floats(3, special="inf"), smooth=False, name="inf"),
                    Sample(floats(0, 3), name="empty batch")])
@@ -115,7 +115,6 @@ def _batchnorm_torch(torch: Any, x: Any, gamma: Any, beta: Any) -> Any:
 
 @contract(reference=_batchnorm_reference, torch_reference=_batchnorm_torch, train_flg=True,
           params={"gamma": floats(3, low=0.5, high=1.5), "beta": floats(3)},
-          make=lambda p: BatchNormalization(p["gamma"], p["beta"]),
           samples=[Sample(floats(5, 3)), Sample(floats(4, 3, 1, 1), name="images"),
                    Sample(floats(3, 3, special="inf"), smooth=False, name="inf"),
                    Sample(floats(0, 3), raises=ValueError, name="empty batch"),

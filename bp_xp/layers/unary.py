@@ -146,18 +146,18 @@ class LogLayer(_OneInput):
         return to_input(number_math("div", dout, x) if xp is None else dout / x, self.x, xp)
 
 
-@contract(reference=lambda np, x: np.power(x, 2.0), make=lambda _: PowLayer(2), id="PowLayer(2)",
+@contract(reference=lambda np, x: np.power(x, 2.0), init={"p": 2}, id="PowLayer(2)",
           samples=_unary_samples(floats(3, 4), ints=[1, -2, 3], number=-1.5,
                                  edge=[float("inf"), -float("inf")], edge_number=1e200,
                                  edge_error=OverflowError),
           torch_reference=lambda torch, x: x ** 2)
-@contract(reference=lambda np, x: np.power(x, 0.5), make=lambda _: PowLayer(0.5),
+@contract(reference=lambda np, x: np.power(x, 0.5), init={"p": 0.5},
           id="PowLayer(0.5)",
           samples=_unary_samples(floats(3, 4, low=0.5, high=2.0), ints=[1, 4, 9], number=4.0,
                                  edge=[-4.0, 0.0, float("inf")], edge_number=-4.0,
                                  edge_error=ValueError),
           torch_reference=lambda torch, x: x ** 0.5)
-@contract(reference=lambda np, x: np.power(x, -1.0), make=lambda _: PowLayer(-1), id="PowLayer(-1)",
+@contract(reference=lambda np, x: np.power(x, -1.0), init={"p": -1}, id="PowLayer(-1)",
           samples=_unary_samples(floats(3, 4, away=0.5), ints=[1, -2, 4], number=-2.0,
                                  edge=[0.0, float("inf")], edge_number=0.0,
                                  edge_error=ZeroDivisionError),
