@@ -18,6 +18,7 @@ from typing import Any
 
 import array_api_compat
 
+from ..backends import zero_where
 from ..graph import recordable
 from ._checks import SCALARS, ShapeError, require_forward
 from ._contract import Sample, bools, contract, floats, values
@@ -250,7 +251,8 @@ class MaxLayer(_TwoInputs):
         if isinstance(mask, bool):
             return self._grads(dout * mask, dout * (not mask), xp)
         xp = known_namespace(xp)  # the mask is an array
-        return self._grads(xp.where(mask, dout, 0), xp.where(mask, 0, dout), xp)
+        # zero_where keeps an empty dout on its device (JAX's where(mask, 0, dout) does not)
+        return self._grads(xp.where(mask, dout, 0), zero_where(mask, dout, xp), xp)
 
 
 def _arrays(x: Any, y: Any, xp: ModuleType) -> tuple[Any, Any]:

@@ -212,8 +212,9 @@ class PowLayer(_OneInput):
             return self._commit(x, number_math("pow", x, self.p))
         if self.p == int(self.p) or not xp.isdtype(x.dtype, "real floating"):
             return self._commit(x, x ** self.p)
-        # a negative base to a fractional power is NaN, whatever the backend's own rule
-        return self._commit(x, xp.where(x < 0, xp.nan, x) ** self.p)
+        # a negative base to a fractional power is NaN, whatever the backend's own rule (x as
+        # where's first array: JAX places an empty result on that array's device)
+        return self._commit(x, xp.where(x >= 0, x, xp.nan) ** self.p)
 
     def backward(self, dout: Any) -> Any:
         dout, xp, x = self._upstream(dout)
