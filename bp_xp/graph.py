@@ -502,7 +502,7 @@ class Graph:
         ops = [op for op in self._ops if op in ancestors]
         explicit = wrt is not None
         if wrt is None:
-            wanted = [n for n in self._inputs if n.name]
+            wanted = [n for n in self._inputs if n.name] + self._unmet()
             by_params = any(_has_params(op.layer) for op in ops)
             if not (wanted and any(n in ancestors for n in wanted)) and not by_params:
                 wanted = [n for n in self._inputs if n in ancestors]
@@ -618,14 +618,24 @@ class Graph:
     def _named(self, name: Any) -> Node:
         if not isinstance(name, str):
             raise TypeError(f"wrt holds names (str) of recorded values, got {type(name).__name__}")
-        for node in (*self._inputs, *self._ops):
+        for node in (*self._inputs, *self._ops, *self._unmet()):
             if node.name == name:
                 return node
         raise KeyError(f"wrt names {name!r}, which is no recorded value's name "
                        f"(named: {self._known_names()})")
 
+    def _unmet(self) -> list[Node]:
+        """Values named but never passed to a recorded call (f does not depend on them)."""
+        met = {n.name for n in (*self._inputs, *self._ops) if n.name}
+        unmet = []
+        for held, label in self._pending:
+            if label not in met and held() is not None:
+                unmet.append(Node("unmet", "input", label, name=label, _value=held))
+                met.add(label)
+        return unmet
+
     def _known_names(self) -> str:
-        names = [n.name for n in (*self._inputs, *self._ops) if n.name]
+        names = [n.name for n in (*self._inputs, *self._ops, *self._unmet()) if n.name]
         return ", ".join(repr(n) for n in names) or "none; name values with record(x=x) or g.name()"
 
     @staticmethod
@@ -844,14 +854,12 @@ def _quote(text: str) -> str:
 def _like_input(grad: Any, edge: Edge, op: Node) -> Any:
     """Check ``grad`` against the input it belongs to: its shape, or a Python number."""
     if edge.shape is None:  # the input was a Python number: so is its gradient
-        if isinstance(grad, _SCALARS):
+        if type(grad) in _SCALARS or not isinstance(edge.forward, _SCALARS):
             return grad
-        if getattr(grad, "shape", None) is not None:
-            xp = namespace_of(grad)
-            total = xp.sum(grad) if grad.ndim else grad
-            kind = type(edge.forward) if isinstance(edge.forward, _SCALARS) else float
-            return complex(total) if kind is complex else float(total)
-        return grad
+        if getattr(grad, "ndim", 0):  # an array met the number: the sum over it
+            grad = namespace_of(grad).sum(grad)
+        # a NumPy scalar or a 0-d array: the Python number (one read from the device)
+        return complex(grad) if isinstance(edge.forward, complex) else float(grad)
     shape = getattr(grad, "shape", None)
     if shape is None or tuple(shape) != edge.shape:
         got = f"shape {tuple(shape)}" if shape is not None else type(grad).__name__
