@@ -204,11 +204,17 @@ def format_value(value: Any, digits: int = 4) -> str:
 # -- holding values without keeping them alive ---------------------------------------------
 
 
+_ATOMS = frozenset({type(None), bool, int, float, complex, str, bytes})
+
+
 def _small(value: Any) -> bool:
     """Python numbers, strings, None and tuples of them (shapes): cheap to hold."""
-    if value is None or isinstance(value, (*_SCALARS, str, bytes, np.generic)):
+    kind = type(value)
+    if kind in _ATOMS:
         return True
-    return isinstance(value, tuple) and len(value) <= 64 and all(_small(v) for v in value)
+    if isinstance(value, (*_SCALARS, str, bytes, np.generic)):
+        return True
+    return kind is tuple and len(value) <= 64 and all(_small(v) for v in value)
 
 
 def _hold(value: Any) -> Callable[[], Any]:
@@ -455,7 +461,7 @@ class Graph:
         for edge, grad in zip(edges, grads):
             edge.backward = _snapshot(grad, self.head)
         node.dout = _snapshot(dout, self.head)
-        node._cache = _cache_of(layer)  # a backward may set attributes (grads) of its own
+        node._cache = _cache_of(layer, node._cache)  # a backward may set attributes of its own
 
     # -- the backward pass ----------------------------------------------------------------
 
@@ -525,10 +531,10 @@ class Graph:
             if op in run:
                 self._check(op)
         seed = self._seed(f, target, dout)
-        for edge in self.edges:
-            edge.backward = None
-        for op in self._ops:
+        for op in self._ops:  # the picture shows this pass only
             op.dout = None
+            for edge in op._in:
+                edge.backward = None
         arrived: dict[Node, Any] = {target: seed}
         missing: dict[Node, tuple[Node, int]] = {}
         depth = getattr(_NESTED, "depth", 0)
@@ -702,7 +708,7 @@ class Graph:
             result = layer.backward(grad_out, need_dx=False)  # only its parameters are wanted
         else:
             result = layer.backward(grad_out)
-        op._cache = _cache_of(layer)  # backward may set attributes (grads) of its own
+        op._cache = _cache_of(layer, op._cache)  # backward may set attributes of its own
         slots = len(op._in)
         if isinstance(result, tuple) and len(result) == slots and slots != 1:
             return list(result)
@@ -891,12 +897,22 @@ def _has_params(layer: Any) -> bool:
     return isinstance(params, dict) and bool(params)
 
 
-def _cache_of(layer: Any) -> tuple[tuple[str, Callable[[], Any]], ...]:
-    """What ``layer`` holds now, attribute by attribute, without keeping any of it alive."""
+def _cache_of(layer: Any, before: tuple[tuple[str, Callable[[], Any]], ...] = ()
+              ) -> tuple[tuple[str, Callable[[], Any]], ...]:
+    """What ``layer`` holds now, attribute by attribute, without keeping any of it alive.
+
+    ``before`` is an earlier result for the same layer: its entries are reused where the
+    attribute still holds the same object (a backward that set nothing costs no allocation).
+    """
     attributes = getattr(layer, "__dict__", None)
     if attributes is None:
         return ()
-    return tuple((key, _hold(value)) for key, value in attributes.items())
+    if len(before) == len(attributes):
+        if all(key in attributes and _same(held, attributes[key]) for key, held in before):
+            return before
+    old = dict(before)
+    return tuple((key, old[key] if key in old and _same(old[key], value) else _hold(value))
+                 for key, value in attributes.items())
 
 
 def _cache_is(layer: Any, cache: tuple[tuple[str, Callable[[], Any]], ...]) -> bool:
