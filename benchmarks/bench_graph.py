@@ -9,6 +9,7 @@ Two measurements, short by default:
   - ``record + g.backward``: the same forward recorded, then ``g.backward(loss)``;
   - ``backward only, by hand`` and ``g.backward only``: the backward halves alone, on a
     forward made once (each layer's cache stays valid; ``g.backward`` checks it every time);
+    ``unchecked``: the same, recorded with ``check_inplace=False`` (no checksums);
 
 * **memory** a recording holds (``tracemalloc``) after 100 ``Relu.forward`` calls on 1 MB
   float64 arrays that the caller drops at once, with this recorder and with the recorder
@@ -86,6 +87,9 @@ def time_steps(repeat: int, number: int) -> dict[str, float]:
     fixed = bp_xp.TwoLayerNet(784, 50, 10, seed=0)  # one forward, backward halves timed alone
     with record() as g:
         loss = fixed.loss(x, t, train_flg=True)
+    unchecked_net = bp_xp.TwoLayerNet(784, 50, 10, seed=0)
+    with record(check_inplace=False) as unchecked:
+        unchecked_loss = unchecked_net.loss(x, t, train_flg=True)
     order = tuple(reversed(fixed.layers.values()))
 
     def by_hand_backward() -> None:
@@ -103,7 +107,8 @@ def time_steps(repeat: int, number: int) -> dict[str, float]:
     variants = {"by hand": lambda: net.gradient(x, t),
                 "record + g.backward": recorded_step,
                 "backward only, by hand": by_hand_backward,
-                "g.backward only": lambda: g.backward(loss)}
+                "g.backward only": lambda: g.backward(loss),
+                "g.backward only, unchecked": lambda: unchecked.backward(unchecked_loss)}
     for fn in variants.values():
         fn()
     times: dict[str, list[float]] = {name: [] for name in variants}
@@ -124,7 +129,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{args.repeat} x {args.number} calls")
     for name, median in medians.items():
         base = medians["by hand"] if "only" not in name else medians["backward only, by hand"]
-        print(f"  {name:24s} {median * 1e6:8.1f} us  ({median / base:.2f}x by hand)")
+        print(f"  {name:28s} {median * 1e6:8.1f} us  ({median / base:.2f}x by hand)")
     base = _base_graph_module()
     print("memory held by a recording of 100 Relu calls on 1 MB arrays (tracemalloc):")
     rows = [(f"recorder of {BASE}, one layer", base.record, False, {}),

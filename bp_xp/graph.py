@@ -157,6 +157,10 @@ def _snapshot(value: Any, head: int) -> Any:
         return value
     if isinstance(value, np.generic):
         return value.item()
+    if type(value) is np.ndarray:  # host memory: read the first values where they are
+        if not value.ndim:
+            return value.item()
+        return _ArrayValue(value.shape, str(value.dtype), tuple(value.flat[:head].tolist()))
     shape = getattr(value, "shape", None)
     if shape is None:  # not an array: a tuple a user layer returned, say
         return type(value).__name__
@@ -176,7 +180,7 @@ def _snapshot(value: Any, head: int) -> Any:
 
 
 def _dtype_text(value: Any) -> str:
-    return str(getattr(value.dtype, "name", value.dtype)).rsplit(".", 1)[-1]
+    return str(value.dtype).rsplit(".", 1)[-1]  # torch.float32 -> float32
 
 
 def _number(v: Any, digits: int) -> str:
@@ -949,13 +953,20 @@ def _wrap(function: Callable[..., Any], backward: bool) -> Callable[..., Any]:
     return recorded
 
 
+#: function -> its recording wrapper, made once (a block's entry then only swaps them in)
+_WRAPPERS: weakref.WeakKeyDictionary[Any, Callable[..., Any]] = weakref.WeakKeyDictionary()
+
+
 def _install_class(cls: type) -> None:
     originals = {name: cls.__dict__[name] for name in ("forward", "backward")
                  if callable(cls.__dict__.get(name))
                  and not getattr(cls.__dict__[name], "_bp_xp_recorded", False)}
     _ORIGINALS[cls] = originals
     for name, function in originals.items():
-        setattr(cls, name, _wrap(function, backward=name == "backward"))
+        wrapper = _WRAPPERS.get(function)
+        if wrapper is None:
+            wrapper = _WRAPPERS[function] = _wrap(function, backward=name == "backward")
+        setattr(cls, name, wrapper)
 
 
 def _install() -> None:

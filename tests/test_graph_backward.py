@@ -574,5 +574,7 @@ def test_only_a_few_values_per_array_are_read(xb, monkeypatch):
     x = xb.asarray(np.linspace(-1, 1, 5000).reshape(50, 100), _float(xb))
     with record(head=3) as g:
         Relu().forward(x)
-    assert read and max(read) <= 6, read
+    # NumPy's first values are read in place; other backends copy a leading box of them
+    assert max(read, default=0) <= 6, read
+    assert read or xb.case.family == "numpy"
     assert bp_xp.graph.format_value(g.edges[0].forward).startswith(f"{_float(xb)} (50, 100)\n[-1,")
