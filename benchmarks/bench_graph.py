@@ -6,6 +6,7 @@ Two measurements, short by default:
   batch of 100 (NumPy, float32), interleaved so that drift of a shared machine hits all alike:
 
   - ``by hand``: ``net.gradient(x, t)``, the hand-sequenced backward of ``Sequential``;
+  - ``by hand, inside record()``: the same, recorded (both passes drawn, nothing run for you);
   - ``record + g.backward``: the same forward recorded, then ``g.backward(loss)``;
   - ``backward only, by hand`` and ``g.backward only``: the backward halves alone, on a
     forward made once (each layer's cache stays valid; ``g.backward`` checks it every time);
@@ -104,7 +105,12 @@ def time_steps(repeat: int, number: int) -> dict[str, float]:
             result = net.loss(x, t, train_flg=True)
         step.backward(result)
 
+    def recorded_by_hand() -> None:
+        with record():
+            net.gradient(x, t)
+
     variants = {"by hand": lambda: net.gradient(x, t),
+                "by hand, inside record()": recorded_by_hand,
                 "record + g.backward": recorded_step,
                 "backward only, by hand": by_hand_backward,
                 "g.backward only": lambda: g.backward(loss),
