@@ -308,6 +308,7 @@ class Node:
     _in: list[Edge] = dataclasses.field(default_factory=list, repr=False)
     _out: list[Edge] = dataclasses.field(default_factory=list, repr=False)
     _stamp: Any = dataclasses.field(default=None, repr=False)  # the output's version stamp
+    _inference: bool = dataclasses.field(default=False, repr=False)  # forward(..., train_flg=False)
     _cache: tuple[tuple[str, Callable[[], Any]], ...] = dataclasses.field(default=(), repr=False)
 
     def __str__(self) -> str:
@@ -446,6 +447,7 @@ class Graph:
             source._out.append(edge)
             node._in.append(edge)
         node._stamp = _version(out) if self.check_inplace else None
+        node._inference = kwargs.get("train_flg", True) is False
         node._cache = _cache_of(layer)
         for held, label in self._pending:
             if _same(held, out):
@@ -505,7 +507,8 @@ class Graph:
         BackwardError
             When a call on the path cannot be run correctly: its layer was called again
             since (its cache holds only the last call), a value it used was changed in
-            place, or its layer no longer exists. The message names the node.
+            place, it ran in inference mode (``train_flg=False``), or its layer no longer
+            exists. The message names the node.
         """
         target = self._target(f)
         ancestors = self._ancestors(target)
@@ -665,6 +668,11 @@ class Graph:
         if layer is None:
             raise BackwardError(f"the layer of {op.describe()} no longer exists: the recording "
                                 "was made with keep_layers=False and nothing else kept it")
+        if op._inference:
+            raise BackwardError(
+                f"{op.describe()} ran in inference mode (train_flg=False), which caches nothing "
+                "for backward (Dropout and BatchNormalization go back only through a training "
+                "forward): record the forward with train_flg=True, as net.gradient runs it")
         if not _cache_is(layer, op._cache):
             latest = self._latest.get(id(layer))
             again = (f" (again as node {latest.id})" if latest is not None and latest is not op

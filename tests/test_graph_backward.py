@@ -380,7 +380,9 @@ def test_a_recorded_network_forward_gives_net_gradients(xb, which):
     # named, the input gets its gradient too, and the layers the same again
     with record(x=x) as g:
         loss = net.loss(x, t, train_flg=False)
-    if which == "multi":  # eval mode: dropout and batch norm have no training cache to go back on
+    if which == "multi":  # inference mode: dropout and batch norm cache nothing to go back on
+        with pytest.raises(BackwardError, match=r"BatchNormalization .* ran in inference mode"):
+            g.backward(loss)
         return
     dx = g.backward(loss)["x"]
     assert dx.shape == x.shape
