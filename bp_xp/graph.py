@@ -309,7 +309,7 @@ class Node:
     _out: list[Edge] = dataclasses.field(default_factory=list, repr=False)
     _stamp: Any = dataclasses.field(default=None, repr=False)  # the output's version stamp
     _inference: bool = dataclasses.field(default=False, repr=False)  # forward(..., train_flg=False)
-    _cache: tuple[tuple[str, Callable[[], Any]], ...] = dataclasses.field(default=(), repr=False)
+    _cache: tuple[tuple[str, Any], ...] = dataclasses.field(default=(), repr=False)
 
     def __str__(self) -> str:
         return self.label
@@ -909,32 +909,65 @@ def _has_params(layer: Any) -> bool:
     return isinstance(params, dict) and bool(params)
 
 
-def _cache_of(layer: Any, before: tuple[tuple[str, Callable[[], Any]], ...] = ()
-              ) -> tuple[tuple[str, Callable[[], Any]], ...]:
+@dataclasses.dataclass(frozen=True)
+class _Container:
+    """A dict or list attribute of a layer, remembered entry by entry (a cache kept in a dict)."""
+
+    ident: int
+    kind: type
+    items: tuple[tuple[Any, Callable[[], Any]], ...]
+
+
+def _fingerprint(value: Any) -> Any:
+    """How :func:`_cache_of` remembers one attribute: by :func:`_hold`, a container entry by entry."""
+    kind = type(value)
+    if kind in (dict, list) and len(value) <= 64:
+        items = value.items() if kind is dict else enumerate(value)
+        return _Container(id(value), kind, tuple((key, _hold(v)) for key, v in items))
+    return _hold(value)
+
+
+def _matches(entry: Any, value: Any) -> bool:
+    """Whether ``value`` is the very object (with the very entries) ``entry`` remembers."""
+    if isinstance(entry, _Container):
+        container: Any = value
+        same_kind = type(value) is entry.kind  # kept in a name: no narrowing of `container`
+        if id(container) != entry.ident or not same_kind or len(container) != len(entry.items):
+            return False
+        if entry.kind is dict:
+            return all(key in container and _same(held, container[key]) for key, held in entry.items)
+        return all(_same(held, container[key]) for key, held in entry.items)
+    return _same(entry, value)
+
+
+_Cache = tuple[tuple[str, Any], ...]
+
+
+def _cache_of(layer: Any, before: _Cache = ()) -> _Cache:
     """What ``layer`` holds now, attribute by attribute, without keeping any of it alive.
 
-    ``before`` is an earlier result for the same layer: its entries are reused where the
-    attribute still holds the same object (a backward that set nothing costs no allocation).
+    Attributes that are dicts or lists (``params``, ``grads``, a cache kept in a dict) are
+    remembered entry by entry. ``before`` is an earlier result for the same layer: its
+    entries are reused where they still match (a backward that set nothing allocates nothing).
     """
     attributes = getattr(layer, "__dict__", None)
     if attributes is None:
         return ()
-    if len(before) == len(attributes):
-        if all(key in attributes and _same(held, attributes[key]) for key, held in before):
-            return before
+    if len(before) == len(attributes) and _cache_is(layer, before):
+        return before
     old = dict(before)
-    return tuple((key, old[key] if key in old and _same(old[key], value) else _hold(value))
+    return tuple((key, old[key] if key in old and _matches(old[key], value) else _fingerprint(value))
                  for key, value in attributes.items())
 
 
-def _cache_is(layer: Any, cache: tuple[tuple[str, Callable[[], Any]], ...]) -> bool:
+def _cache_is(layer: Any, cache: _Cache) -> bool:
     """Whether ``layer`` holds the very objects it held when ``cache`` was taken."""
     attributes = getattr(layer, "__dict__", None)
     if attributes is None:
         return True
     if len(attributes) != len(cache):
         return False
-    return all(key in attributes and _same(held, attributes[key]) for key, held in cache)
+    return all(key in attributes and _matches(held, attributes[key]) for key, held in cache)
 
 
 # -- recording -----------------------------------------------------------------------------

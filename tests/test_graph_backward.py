@@ -580,3 +580,33 @@ def test_only_a_few_values_per_array_are_read(xb, monkeypatch):
     assert max(read, default=0) <= 6, read
     assert read or xb.case.family == "numpy"
     assert bp_xp.graph.format_value(g.edges[0].forward).startswith(f"{_float(xb)} (50, 100)\n[-1,")
+
+
+def test_a_cache_kept_in_a_dict_is_checked_too():
+    class Cached(bp_xp.Layer):  # keeps its cache in one dict, updated in place
+        def __init__(self):
+            self.cache = {}
+
+        def forward(self, x):
+            self.cache["x"] = x
+            return x * x
+
+        def backward(self, dout):
+            return 2 * self.cache["x"] * dout
+
+    layer = Cached()
+    with record(a=(a := np.array([1.0, 2.0]))) as g:
+        b = layer.forward(a)
+    np.testing.assert_allclose(g.backward(b)["a"], [2.0, 4.0])
+    layer.forward(np.array([5.0, 5.0]))  # the dict now holds another call
+    with pytest.raises(BackwardError, match=r"Cached 'Cached' \(node n0\).*cached values were replaced"):
+        g.backward(b)
+
+
+def test_parameters_changed_after_the_forward_are_refused():
+    net = bp_xp.TwoLayerNet(4, 3, 2, seed=0, dtype="float64")
+    with record() as g:
+        loss = net.loss(np.ones((2, 4)), np.array([0, 1]), train_flg=True)
+    net.params["W2"] = net.params["W2"] * 0.5  # an optimizer step: backward would mix weights
+    with pytest.raises(BackwardError, match=r"Affine 'Affine' \(node n2\)"):
+        g.backward(loss)
