@@ -384,6 +384,8 @@ class Graph:
         self._latest: dict[int, Node] = {}  # id(layer) -> its latest recorded call
         self._pending: list[tuple[Callable[[], Any], str]] = []  # names of values not yet met
         self._order: dict[str, int] = {}  # name -> when it was first given (orders results)
+        self._given: list[tuple[Callable[[], Any], str]] = []  # every name given, with its value
+        self._shared: dict[str, str] = {}  # name -> another name of the very same object
         for label, value in (names or {}).items():
             self.name(value, label)
 
@@ -401,6 +403,11 @@ class Graph:
         """
         label = str(label)
         self._order.setdefault(label, len(self._order))
+        for held, other in self._given:
+            if other != label and _same(held, value):  # two names, one object
+                self._shared.setdefault(label, other)
+                self._shared.setdefault(other, label)
+        self._given.append((_hold(value), label))
         found = False
         for node in self._vertices_of(value):
             node.name = label
@@ -526,6 +533,14 @@ class Graph:
             results = [(str(name), self._named(name)) for name in names]
             wanted = [n for _, n in results]
             by_params = False
+        for name, _ in results:
+            if name in self._shared:
+                other = self._shared[name]
+                raise BackwardError(
+                    f"{name!r} and {other!r} name the same object, so the recording cannot tell "
+                    "their uses apart (CPython shares small ints, and equal constants of one "
+                    "function); pass distinct objects, such as separate arrays or float(...) "
+                    "results")
         wanted_set = set(wanted)
         needs: dict[Node, bool] = {n: True for n in wanted}
         run: set[Node] = set()

@@ -610,3 +610,14 @@ def test_parameters_changed_after_the_forward_are_refused():
     net.params["W2"] = net.params["W2"] * 0.5  # an optimizer step: backward would mix weights
     with pytest.raises(BackwardError, match=r"Affine 'Affine' \(node n2\)"):
         g.backward(loss)
+
+
+def test_two_names_for_one_object_are_refused():
+    a = np.array([1.0, 2.0])
+    with record(x=a, y=a) as g:  # the same array twice: its uses cannot be told apart
+        f = MulLayer().forward(a, a)
+    with pytest.raises(BackwardError, match="'x' and 'y' name the same object"):
+        g.backward(f)
+    g.name(f, "f")
+    with pytest.raises(BackwardError, match="name the same object"):
+        g.backward("f", wrt=["y"])
