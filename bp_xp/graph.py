@@ -926,7 +926,8 @@ def _has_params(layer: Any) -> bool:
 
 @dataclasses.dataclass(frozen=True)
 class _Container:
-    """A dict or list attribute of a layer, remembered entry by entry (a cache kept in a dict)."""
+    """A dict, list or tuple attribute of a layer, remembered entry by entry (a cache kept in a
+    dict, or a tuple of arrays: a new tuple may reuse the freed one's address, its arrays not)."""
 
     ident: int
     kind: type
@@ -936,7 +937,7 @@ class _Container:
 def _fingerprint(value: Any) -> Any:
     """How :func:`_cache_of` remembers one attribute: by :func:`_hold`, a container entry by entry."""
     kind = type(value)
-    if kind in (dict, list) and len(value) <= 64:
+    if kind in (dict, list, tuple) and len(value) <= 64 and not _small(value):
         items = value.items() if kind is dict else enumerate(value)
         return _Container(id(value), kind, tuple((key, _hold(v)) for key, v in items))
     return _hold(value)
@@ -961,8 +962,8 @@ _Cache = tuple[tuple[str, Any], ...]
 def _cache_of(layer: Any, before: _Cache = ()) -> _Cache:
     """What ``layer`` holds now, attribute by attribute, without keeping any of it alive.
 
-    Attributes that are dicts or lists (``params``, ``grads``, a cache kept in a dict) are
-    remembered entry by entry. ``before`` is an earlier result for the same layer: its
+    Attributes that are dicts, lists or tuples of arrays (``params``, ``grads``, a cache kept
+    in a dict) are remembered entry by entry. ``before`` is an earlier result for the same layer: its
     entries are reused where they still match (a backward that set nothing allocates nothing).
     """
     attributes = getattr(layer, "__dict__", None)

@@ -621,3 +621,22 @@ def test_two_names_for_one_object_are_refused():
     g.name(f, "f")
     with pytest.raises(BackwardError, match="name the same object"):
         g.backward("f", wrt=["y"])
+
+
+def test_a_cache_kept_in_a_tuple_is_checked_entry_by_entry():
+    class Pair(bp_xp.Layer):
+        def forward(self, x, y):
+            self.cache = (x, y)  # a new tuple per call: it may reuse the old one's address
+            return x * y
+
+        def backward(self, dout):
+            x, y = self.cache
+            return dout * y, dout * x
+
+    layer = Pair()
+    with record(a=(a := np.array([1.0, 2.0])), b=(b := np.array([3.0, 4.0]))) as g:
+        f = layer.forward(a, b)
+    for _ in range(3):
+        layer.forward(np.ones(2), np.ones(2))
+    with pytest.raises(BackwardError, match="cached values were replaced"):
+        g.backward(f)
