@@ -499,7 +499,7 @@ class Graph:
             it); when nothing is named and no layer has parameters, every input.
         dout : optional
             The gradient arriving at ``f`` (shaped like ``f``); ones by default, ``1.0``
-            for a Python number.
+            for a Python number. A Python number stands for that value everywhere.
 
         Returns
         -------
@@ -716,14 +716,20 @@ class Graph:
                 "y += 1), or record again.")
 
     def _seed(self, f: Any, target: Node, dout: Any) -> Any:
-        if dout is not None:
-            return dout
+        """The gradient arriving at ``f``: ``dout``, or ones shaped like ``f`` (1.0 for a number).
+
+        A Python-number ``dout`` for an array ``f`` becomes an array of ``f``'s shape,
+        floating dtype and device, as every layer takes it.
+        """
         if f is None or isinstance(f, str):
             f = target.value
-        if f is None or isinstance(f, _SCALARS):
-            return 1.0
+        if dout is not None and not isinstance(dout, _SCALARS):
+            return dout
+        if f is None or _small(f) or getattr(f, "shape", None) is None:
+            return 1.0 if dout is None else dout
         xp = namespace_of(f)
-        return xp.ones(tuple(f.shape), dtype=_float_dtype(f, xp), device=array_api_compat.device(f))
+        return xp.full(tuple(f.shape), 1.0 if dout is None else dout, dtype=_float_dtype(f, xp),
+                       device=array_api_compat.device(f))
 
     def _call_backward(self, op: Node, grad_out: Any, needs: dict[Node, bool]) -> list[Any]:
         """Run ``op``'s backward; one gradient (or None) per input slot."""

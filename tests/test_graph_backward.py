@@ -481,6 +481,7 @@ def test_backward_runs_many_times_after_the_block():
     assert g.backward(y)["x"] == pytest.approx(first)
     twice = g.backward(y, dout=np.full(3, 2.0))["x"]
     np.testing.assert_allclose(twice, 2 * first)
+    np.testing.assert_allclose(g.backward(y, dout=2.0)["x"], 2 * first)  # a number: everywhere
     s = 1 / (1 + np.exp(-x * x))
     np.testing.assert_allclose(first, s * (1 - s) * 2 * x)
 
