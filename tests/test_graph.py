@@ -219,3 +219,17 @@ def test_the_test_extra_and_ci_bring_the_rendering_dependencies():
     assert "bp_xp[graph]" in extras["test"]
     ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
     assert "apt-get install -y -qq graphviz" in ci and "\nensure_dot\n" in ci
+
+
+def test_every_layer_class_gets_its_own_functions_back():
+    from bp_xp.layers.base import Layer, registered_layers
+
+    def functions():
+        own = {cls: (cls.__dict__.get("forward"), cls.__dict__.get("backward"))
+               for cls in registered_layers().values()}
+        return own, Layer.__dict__["__init_subclass__"]
+
+    before = functions()
+    with record():
+        assert bp_xp.layers.Affine.__dict__["forward"] is not before[0][bp_xp.layers.Affine][0]
+    assert functions() == before

@@ -641,3 +641,47 @@ def test_a_cache_kept_in_a_tuple_is_checked_entry_by_entry():
         layer.forward(np.ones(2), np.ones(2))
     with pytest.raises(BackwardError, match="cached values were replaced"):
         g.backward(f)
+
+
+def _builtin(name, xb, dtype, rng):
+    """(make a fresh layer, its forward inputs, its dout) for a built-in layer."""
+    L = bp_xp.layers
+    arr = lambda *shape: xb.asarray(rng.standard_normal(shape), dtype)  # noqa: E731
+    W, b = arr(6, 4), arr(4)
+    cW, cb = arr(2, 1, 3, 3), arr(2)
+    gamma, beta = arr(6), arr(6)
+    labels = xb.asarray(np.array([1, 0, 3]), "int32" if xb.case.family == "jax" else "int64")
+    table = {
+        "Affine": (lambda: L.Affine(W, b), (arr(3, 6),), arr(3, 4)),
+        "Relu": (L.Relu, (arr(3, 6),), arr(3, 6)),
+        "Sigmoid": (L.Sigmoid, (arr(3, 6),), arr(3, 6)),
+        "SoftmaxWithLoss": (L.SoftmaxWithLoss, (arr(3, 4), labels), None),
+        "BatchNormalization": (lambda: L.BatchNormalization(gamma, beta), (arr(5, 6),), arr(5, 6)),
+        "Dropout": (lambda: L.Dropout(0.4, seed=7), (arr(3, 6),), arr(3, 6)),
+        "Convolution": (lambda: L.Convolution(cW, cb, pad=1), (arr(2, 1, 4, 4),), arr(2, 2, 4, 4)),
+        "Pooling": (lambda: L.Pooling(2, 2), (arr(2, 1, 4, 4),), arr(2, 1, 2, 2)),
+        "MatMulLayer": (L.MatMulLayer, (arr(2, 3), arr(3, 4)), arr(2, 4)),
+    }
+    return table[name]
+
+
+@pytest.mark.parametrize("name", ["Affine", "Relu", "Sigmoid", "SoftmaxWithLoss", "BatchNormalization",
+                                  "Dropout", "Convolution", "Pooling", "MatMulLayer"])
+def test_every_builtin_layer_is_recordable(xb, name, rng):
+    """Recorded alone, g.backward gives what the layer's own backward gives, grads included."""
+    dtype = _float(xb)
+    make, inputs, dout = _builtin(name, xb, dtype, rng)
+    by_hand = make()
+    by_hand.forward(*inputs)
+    expected = by_hand.backward(1.0 if dout is None else dout)
+    expected = expected if isinstance(expected, tuple) else (expected,)
+    layer = make()
+    names = {f"in{i}": v for i, v in enumerate(inputs) if i == 0 or name == "MatMulLayer"}
+    with record(names) as g:
+        out = layer.forward(*inputs)
+    grads = g.backward(out, dout=dout)
+    assert list(grads) == list(names)
+    for got, want in zip(grads.values(), expected):
+        xb.assert_close(got, xb.to_numpy(want), dtype)
+    for key, want in by_hand.grads.items():
+        xb.assert_close(layer.grads[key], xb.to_numpy(want), dtype)
