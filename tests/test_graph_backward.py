@@ -685,3 +685,15 @@ def test_every_builtin_layer_is_recordable(xb, name, rng):
         xb.assert_close(got, xb.to_numpy(want), dtype)
     for key, want in by_hand.grads.items():
         xb.assert_close(layer.grads[key], xb.to_numpy(want), dtype)
+
+
+@settings(max_examples=30, deadline=None)
+@given(shape=st.lists(st.integers(0, 5), min_size=1, max_size=4), head=st.integers(0, 7))
+def test_the_first_values_come_from_a_small_leading_box(shape, head):
+    strict = pytest.importorskip("array_api_strict")
+    host = np.arange(math.prod(shape), dtype=np.float64).reshape(shape)
+    box = graph_module._leading_block(tuple(shape), min(head, host.size))
+    assert host[box].size < 2 * max(head, 1) + max(shape)
+    summary = graph_module._snapshot(strict.asarray(host), head)
+    assert summary.shape == tuple(shape)
+    assert list(summary.head) == host.reshape(-1)[:head].tolist()
