@@ -309,6 +309,7 @@ class Node:
     _out: list[Edge] = dataclasses.field(default_factory=list, repr=False)
     _stamp: Any = dataclasses.field(default=None, repr=False)  # the output's version stamp
     _inference: bool = dataclasses.field(default=False, repr=False)  # forward(..., train_flg=False)
+    _params: tuple[tuple[str, Any], ...] = dataclasses.field(default=(), repr=False)  # stamps
     _cache: tuple[tuple[str, Any], ...] = dataclasses.field(default=(), repr=False)
 
     def __str__(self) -> str:
@@ -455,6 +456,8 @@ class Graph:
             node._in.append(edge)
         node._stamp = _version(out) if self.check_inplace else None
         node._inference = kwargs.get("train_flg", True) is False
+        if self.check_inplace:
+            node._params = _param_stamps(layer)
         node._cache = _cache_of(layer)
         for held, label in self._pending:
             if _same(held, out):
@@ -708,6 +711,13 @@ class Graph:
                     f"{what} (input {edge.slot} of {op.describe()}) was changed in place after "
                     "that call, so its backward would use the changed values. Make new arrays "
                     "(x = x + 1, not x += 1) between calls, or record again.")
+        if op._params and _param_stamps(layer) != op._params:
+            changed = [name for (name, stamp), (_, now) in zip(op._params, _param_stamps(layer))
+                       if stamp != now] or ["its parameters"]
+            raise BackwardError(
+                f"parameter {changed[0]!r} of {op.describe()} was changed in place after that "
+                "call (an optimizer step?), so its backward would use other weights than its "
+                "forward did. Record again after changing parameters.")
         value = op.value
         if value is not None and op._stamp is not None and _version(value) != op._stamp:
             raise BackwardError(
@@ -888,6 +898,14 @@ class Graph:
 def _quote(text: str) -> str:
     escaped = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
     return f'"{escaped}"'
+
+
+def _param_stamps(layer: Any) -> tuple[tuple[str, Any], ...]:
+    """The version stamp of each of ``layer``'s parameters (``()`` for a layer without any)."""
+    params = getattr(layer, "params", None)
+    if not isinstance(params, dict):
+        return ()
+    return tuple((str(name), _version(value)) for name, value in params.items())
 
 
 def _like_input(grad: Any, edge: Edge, op: Node) -> Any:

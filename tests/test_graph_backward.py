@@ -697,3 +697,13 @@ def test_the_first_values_come_from_a_small_leading_box(shape, head):
     summary = graph_module._snapshot(strict.asarray(host), head)
     assert summary.shape == tuple(shape)
     assert list(summary.head) == host.reshape(-1)[:head].tolist()
+
+
+def test_parameters_changed_in_place_are_refused():
+    net = bp_xp.TwoLayerNet(4, 3, 2, seed=0, dtype="float64")
+    with record() as g:
+        loss = net.loss(np.ones((2, 4)), np.array([0, 1]), train_flg=True)
+    W = net.params["W2"]
+    W -= 0.1  # the book's SGD writes into the weights
+    with pytest.raises(BackwardError, match=r"parameter 'W' of Affine 'Affine' \(node n2\) was changed"):
+        g.backward(loss)
