@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import inspect
 import math
 import threading
 import weakref
@@ -54,7 +55,7 @@ import numpy as np  # host side only: checksums of NumPy memory for the in-place
 from .backends import module_of, namespace_of, to_numpy
 
 __all__ = ["BackwardError", "Edge", "Graph", "GraphvizUnavailableError", "Node", "record",
-           "recordable"]
+           "record_subclasses", "recordable"]
 
 T = TypeVar("T", bound=type)
 
@@ -744,10 +745,8 @@ class Graph:
     def _call_backward(self, op: Node, grad_out: Any, needs: dict[Node, bool]) -> list[Any]:
         """Run ``op``'s backward; one gradient (or None) per input slot."""
         layer = op.layer
-        from .layers.base import accepts_keyword
-
-        if not any(needs.get(e.source, False) for e in op._in) and accepts_keyword(
-                layer.backward, "need_dx"):
+        if not any(needs.get(e.source, False) for e in op._in) and _takes_need_dx(
+                getattr(layer.backward, "__func__", layer.backward)):
             result = layer.backward(grad_out, need_dx=False)  # only its parameters are wanted
         else:
             result = layer.backward(grad_out)
@@ -1050,23 +1049,60 @@ def _install_class(cls: type) -> None:
         setattr(cls, name, wrapper)
 
 
-def _install() -> None:
-    from .layers.base import Layer, registered_layers
+#: Base classes whose every subclass is recorded (:class:`bp_xp.Layer` registers itself).
+_BASES: list[type] = []
+#: While a block is open: base -> its own ``__init_subclass__`` (None: it had none).
+_HOOKED: dict[type, Any] = {}
 
-    for cls in (*registered_layers().values(), *_RECORDABLE):
+
+def record_subclasses(base: T) -> T:
+    """Have :func:`record` record every subclass of ``base``, also those defined later.
+
+    :class:`bp_xp.Layer` is registered this way, so every layer is recorded with no mark
+    (this module sits below the layers and does not import them). Returns ``base``.
+    """
+    if base not in _BASES:
+        _BASES.append(base)
+    return base
+
+
+def _subclasses(base: type) -> list[type]:
+    found: list[type] = []
+    stack: list[type] = list(base.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        if cls not in found:
+            found.append(cls)
+            stack.extend(cls.__subclasses__())
+    return found
+
+
+def _install() -> None:
+    for base in _BASES:
+        for cls in _subclasses(base):
+            if cls not in _ORIGINALS:
+                _install_class(cls)
+        _hook_subclassing(base)
+    for cls in list(_RECORDABLE):
         if cls not in _ORIGINALS:
             _install_class(cls)
-    # A Layer class defined while a block is open is recorded too.
-    original = Layer.__dict__["__init_subclass__"]
+
+
+def _hook_subclassing(base: type) -> None:
+    """A subclass of ``base`` defined while a block is open is recorded too."""
+    own = base.__dict__.get("__init_subclass__")
 
     def init_subclass(cls: type, **kwargs: Any) -> None:
-        original.__func__(cls, **kwargs)
+        if own is not None:
+            own.__func__(cls, **kwargs)
+        else:
+            super(base, cls).__init_subclass__(**kwargs)  # type: ignore[arg-type]
         with _LOCK:
             if _ACTIVE and cls not in _ORIGINALS:
                 _install_class(cls)
 
-    _ORIGINALS[Layer] = {"__init_subclass__": original}
-    Layer.__init_subclass__ = classmethod(init_subclass)  # type: ignore[assignment, method-assign]
+    _HOOKED[base] = own
+    base.__init_subclass__ = classmethod(init_subclass)  # type: ignore[assignment, method-assign]
 
 
 def _uninstall() -> None:
@@ -1074,6 +1110,24 @@ def _uninstall() -> None:
         for name, function in originals.items():
             setattr(cls, name, function)
     _ORIGINALS.clear()
+    for base, own in _HOOKED.items():
+        if own is None:
+            delattr(base, "__init_subclass__")
+        else:
+            base.__init_subclass__ = own  # type: ignore[method-assign]
+    _HOOKED.clear()
+
+
+@functools.cache
+def _takes_need_dx(function: Any) -> bool:
+    """Whether a ``backward`` takes the keyword ``need_dx`` (Affine, Convolution)."""
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "need_dx" and p.kind in (inspect.Parameter.KEYWORD_ONLY,
+                                                   inspect.Parameter.POSITIONAL_OR_KEYWORD)
+               for p in parameters)
 
 
 @contextmanager
