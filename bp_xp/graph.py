@@ -850,7 +850,8 @@ class Graph:
             import graphviz
         except ImportError as exc:
             raise GraphvizUnavailableError(
-                "rendering needs the graphviz Python package (pip install graphviz) and the "
+                "rendering needs the graphviz Python package (pip install graphviz, or the "
+                "bp_xp[graph] extra) and the "
                 "Graphviz binaries (apt-get install graphviz, brew install graphviz); "
                 "Graph.to_dot() needs neither") from exc
         try:
