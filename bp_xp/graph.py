@@ -990,7 +990,7 @@ def _cache_of(layer: Any, before: _Cache = ()) -> _Cache:
     in a dict) are remembered entry by entry. ``before`` is an earlier result for the same layer: its
     entries are reused where they still match (a backward that set nothing allocates nothing).
     """
-    attributes = getattr(layer, "__dict__", None)
+    attributes = _cached_attributes(layer)
     if attributes is None:
         return ()
     if len(before) == len(attributes) and _cache_is(layer, before):
@@ -1000,9 +1000,17 @@ def _cache_of(layer: Any, before: _Cache = ()) -> _Cache:
                  for key, value in attributes.items())
 
 
+def _cached_attributes(layer: Any) -> dict[str, Any] | None:
+    """``layer``'s attributes that its ``backward`` may read: all but ``grads``, its output."""
+    attributes = getattr(layer, "__dict__", None)
+    if attributes is None or "grads" not in attributes:
+        return attributes
+    return {key: value for key, value in attributes.items() if key != "grads"}
+
+
 def _cache_is(layer: Any, cache: _Cache) -> bool:
     """Whether ``layer`` holds the very objects it held when ``cache`` was taken."""
-    attributes = getattr(layer, "__dict__", None)
+    attributes = _cached_attributes(layer)
     if attributes is None:
         return True
     if len(attributes) != len(cache):

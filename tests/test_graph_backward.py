@@ -707,3 +707,17 @@ def test_parameters_changed_in_place_are_refused():
     W -= 0.1  # the book's SGD writes into the weights
     with pytest.raises(BackwardError, match=r"parameter 'W' of Affine 'Affine' \(node n2\) was changed"):
         g.backward(loss)
+
+
+def test_a_backward_by_hand_in_between_is_no_reason_to_refuse():
+    """A backward sets only ``grads`` (its output): the recorded forward's cache still holds."""
+    net = bp_xp.TwoLayerNet(4, 3, 2, seed=0, dtype="float64")
+    with record() as g:
+        loss = net.loss(np.ones((2, 4)), np.array([0, 1]), train_flg=True)
+    g.backward(loss)
+    first = net.layers["Affine1"].dW
+    dout = net.last_layer.backward(1)  # the hand-sequenced backward, outside the block
+    for layer in reversed(net.layers.values()):
+        dout = layer.backward(dout)
+    g.backward(loss)
+    np.testing.assert_allclose(net.layers["Affine1"].dW, first)
