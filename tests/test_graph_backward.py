@@ -721,3 +721,16 @@ def test_a_backward_by_hand_in_between_is_no_reason_to_refuse():
         dout = layer.backward(dout)
     g.backward(loss)
     np.testing.assert_allclose(net.layers["Affine1"].dW, first)
+
+
+@pytest.mark.slow
+def test_the_benchmark_runs_and_the_recording_stays_small():
+    """benchmarks/bench_graph.py (short): a recording of 100 calls on 1 MB arrays holds < 2 MiB."""
+    spec = importlib.util.spec_from_file_location("bench_graph", ROOT / "benchmarks" / "bench_graph.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.held_bytes(record, fresh_layers=False)  # first: imports and caches made on first use
+    assert bench.held_bytes(record, fresh_layers=False) < 2 * 2**20
+    assert bench.held_bytes(record, fresh_layers=True, keep_layers=False) < 2 * 2**20
+    medians = bench.time_steps(repeat=1, number=1)
+    assert set(medians) >= {"by hand", "g.backward only"} and all(t > 0 for t in medians.values())
