@@ -464,7 +464,8 @@ class Graph:
             if _same(held, out):
                 node.name = label
         self._ops.append(node)
-        self._made_by[id(out)] = node
+        if out is not None:  # None is one object: it links nothing
+            self._made_by[id(out)] = node
         self._latest[id(layer)] = node
 
     def _backward(self, layer: Any, dout: Any, grads: Any) -> None:
