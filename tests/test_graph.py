@@ -233,3 +233,13 @@ def test_every_layer_class_gets_its_own_functions_back():
     with record():
         assert bp_xp.layers.Affine.__dict__["forward"] is not before[0][bp_xp.layers.Affine][0]
     assert functions() == before
+
+
+def test_a_name_that_is_also_an_option_goes_in_a_dict():
+    v, w = 0.5, 2.0
+    with record({"head": v}, head=1, w=w) as g:
+        f = MulLayer().forward(v, w)
+    assert g.backward(f) == pytest.approx({"head": 2.0, "w": 0.5})
+    with pytest.raises(ValueError, match="head must be an integer >= 0"):
+        with record(head=-1):
+            pass
