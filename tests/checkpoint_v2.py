@@ -1,0 +1,53 @@
+"""The writer of checkpoint format 2 (bp_xp 0.2-0.3), kept to make format-2 files in tests.
+
+bp_xp itself writes format 3 (one ``.safetensors`` file) since issue 19 and only *reads*
+formats 1 and 2; the tests need format-2 files to hold the reader to them, crafted ones
+included, so the old writer lives on here, as it was in ``bp_xp/checkpoint.py``.
+"""
+
+import json
+import os
+
+import numpy as np
+
+import bp_xp
+from bp_xp.backends import dtype_name, to_numpy
+
+
+def save_v2(path, net, optimizer=None, *, metadata=None):
+    """Write ``net`` (and ``optimizer``) as a format-2 ``.npz`` checkpoint."""
+    arrays = {}
+    prefixes = [*((f"layer/{i}", layer) for i, layer in enumerate(net.layers.values())),
+                ("loss", net.last_layer)]
+    for prefix, layer in prefixes:
+        for what in ("params", "state"):
+            for name, array in getattr(layer, what).items():
+                arrays[f"{prefix}/{what}/{name}"] = to_numpy(array)
+    meta = {
+        "format": "bp_xp.checkpoint", "format_version": 2, "bp_xp_version": bp_xp.__version__,
+        "network": net.config(), "dtype": dtype_name(net.dtype), "backend": str(net.backend),
+        "params": list(net.params), "optimizer": None,
+        "user": None if metadata is None else dict(metadata),
+    }
+    if optimizer is not None:
+        state = optimizer.state_dict()
+        for slot, by_key in state["state"].items():
+            for key, array in by_key.items():
+                arrays[f"optimizer/{slot}/{key}"] = to_numpy(array)
+        meta["optimizer"] = {"type": state["type"], "hyperparameters": state["hyperparameters"],
+                             "step": state["step"], "slots": list(state["state"])}
+    arrays["metadata.json"] = np.frombuffer(json.dumps(meta).encode("utf-8"), dtype=np.uint8)
+    with open(os.fspath(path), "wb") as file:
+        np.savez(file, **arrays)
+    return path
+
+
+def small_trained_net():
+    """The small network (and Adam after one step) the checkpoint tests tamper with."""
+    from bp_xp import TwoLayerNet
+    from bp_xp.optim import Adam
+
+    net = TwoLayerNet(4, 3, 2, seed=0)
+    optimizer = Adam()
+    optimizer.update(net.params, {k: np.ones_like(v) for k, v in net.params.items()})
+    return net, optimizer
