@@ -55,14 +55,15 @@ from typing import IO, Any, NoReturn
 import numpy as np  # host-side only: the file holds host arrays
 
 from ._atomic import atomic_write
+from ._book_pickle import BookPickleError, is_pickle, read_params
 from .backends import FLOAT_DTYPES, Backend, BackendUnavailableError, dtype_name, resolve_backend, to_numpy
 from .layers import Affine, Relu, Sigmoid, SoftmaxWithLoss
 from .layers.base import Layer
 from .optim import OPTIMIZERS, Optimizer
-from .sequential import Sequential, network_class, rebuild_layer
+from .sequential import PARAMS_FILES, Sequential, network_class, rebuild_layer
 
 __all__ = ["FORMAT_NAME", "FORMAT_VERSION", "METADATA_KEY", "CheckpointError", "load",
-           "read_metadata", "save", "tensor_names"]
+           "load_params", "read_metadata", "save", "save_params", "tensor_names"]
 
 #: Written into every checkpoint; a file without it is not a bp_xp checkpoint.
 FORMAT_NAME = "bp_xp.checkpoint"
@@ -387,8 +388,8 @@ def load(path: str | os.PathLike[str], *, backend: Any = None, device: Any = Non
     return net, optimizer
 
 
-def _open_checkpoint(path: str) -> _Reader:
-    """Open ``path`` if it is a regular file, and pick the reader its first bytes call for.
+def _open_regular(path: str) -> tuple[IO[bytes], int]:
+    """``path`` opened for reading if it is a regular file, and its size.
 
     ``O_NONBLOCK`` keeps a FIFO without a writer from blocking the open; ``fstat`` on the
     opened descriptor (not the path, which could be swapped) then refuses anything that
@@ -398,19 +399,24 @@ def _open_checkpoint(path: str) -> _Reader:
              | getattr(os, "O_BINARY", 0))
     fd = os.open(path, flags)
     try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            mode = info.st_mode
             kind = ("a directory" if stat.S_ISDIR(mode) else "a FIFO" if stat.S_ISFIFO(mode)
                     else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode)
                     else "a socket" if stat.S_ISSOCK(mode) else "not a regular file")
             raise CheckpointError(f"{path}: not a bp_xp checkpoint: it is {kind}, and a "
                                   "checkpoint is a regular file")
-        file = os.fdopen(fd, "rb")
+        return os.fdopen(fd, "rb"), info.st_size
     except BaseException:
         os.close(fd)
         raise
+
+
+def _open_checkpoint(path: str) -> _Reader:
+    """Open ``path`` (a regular file) and pick the reader its first bytes call for."""
+    file, size = _open_regular(path)
     try:
-        size = os.fstat(file.fileno()).st_size
         head = file.read(8)
         file.seek(0)
         if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
@@ -418,10 +424,99 @@ def _open_checkpoint(path: str) -> _Reader:
         if head.startswith(b"\x93NUMPY"):
             raise CheckpointError(f"{path}: not a bp_xp checkpoint (a single .npy array, not "
                                   "a checkpoint)")
+        if is_pickle(head):
+            raise CheckpointError(f"{path}: not a bp_xp checkpoint but a pickle file, such as "
+                                  "the book's save_params writes; bp_xp never unpickles, but "
+                                  "net.load_params(path) reads the book's parameter files safely")
         return _Safetensors(path, file, size, head)
     except BaseException:
         file.close()
         raise
+
+
+# -- the book's save_params / load_params ------------------------------------------------
+
+#: The book's parameter files are a few MB; a pickle beyond this is not one of them.
+_MAX_PICKLE_BYTES = 1 << 31
+
+
+def save_params(net: Sequential, path: str | os.PathLike[str]) -> None:
+    """``net.save_params(path)``: the network as a bp_xp checkpoint (see :func:`save`)."""
+    save(path, net)
+
+
+def load_params(net: Sequential, path: str | os.PathLike[str]) -> None:
+    """``net.load_params(path)``: replace ``net``'s parameters by those saved in ``path``.
+
+    ``path`` is a bp_xp checkpoint (any format), or a parameter file of the book's code:
+    a pickled dict of NumPy arrays (``params.pkl``, ``deep_convnet_params.pkl``), read by
+    :mod:`bp_xp._book_pickle` without unpickling. The names and shapes must be those of
+    ``net``'s parameters; the arrays take ``net``'s backend, device and dtype. From a
+    checkpoint, layer state (batch-norm running statistics) is loaded too; its
+    optimizer, if any, is not.
+
+    Raises
+    ------
+    CheckpointError
+        For a file that is neither, names or shapes that do not fit ``net``, or anything
+        :func:`load` refuses.
+    """
+    path = os.fspath(path)
+    file, size = _open_regular(path)
+    with file:
+        head = file.read(8)
+        if is_pickle(head):
+            if size > _MAX_PICKLE_BYTES:
+                raise CheckpointError(f"{path}: a pickle of {size} bytes, more than a parameter "
+                                      f"file of the book's has ({_MAX_PICKLE_BYTES})")
+            file.seek(0)
+            try:
+                arrays = read_params(_read_exactly(file, size))
+            except BookPickleError as exc:
+                raise CheckpointError(f"{path}: not a parameter file bp_xp reads: {exc}") from None
+            _install_params(path, net, arrays, {})
+            return
+    floating = net.backend.xp.isdtype(net.dtype, "real floating")
+    loaded, _ = load(path, backend=net.backend, dtype=net.dtype if floating else None)
+    layers = [*loaded.layers.values(), loaded.last_layer]
+    states = [dict(layer.state) for layer in layers]
+    mine = [*net.layers.values(), net.last_layer]
+    if [sorted(s) for s in states] != [sorted(layer.state) for layer in mine]:
+        raise CheckpointError(f"{path}: the file's network ({loaded!r}) keeps other layer state "
+                              f"than this one ({net!r})")
+    _install_params(path, net, dict(loaded.params), dict(enumerate(states)))
+
+
+def _install_params(path: str, net: Sequential, arrays: dict[str, Any],
+                    states: dict[int, dict[str, Any]]) -> None:
+    """Check every name and shape first, then replace: a refused file changes nothing."""
+    missing = [key for key in net.params if key not in arrays]
+    unexpected = [key for key in arrays if key not in net.params]
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: the file's parameters do not fit {net!r}: "
+            + "; ".join(part for part in (
+                f"missing {', '.join(missing)}" if missing else "",
+                f"unexpected {', '.join(map(str, unexpected))[:300]}" if unexpected else "")
+                if part))
+    mine = [*net.layers.values(), net.last_layer]
+    for key, array in arrays.items():
+        if tuple(array.shape) != tuple(net.params[key].shape):
+            raise CheckpointError(f"{path}: parameter {key!r} has shape {tuple(array.shape)} in "
+                                  f"the file, {tuple(net.params[key].shape)} in the network")
+        if getattr(array, "dtype", None) is not None and np.dtype(array.dtype).kind not in "biuf":
+            raise CheckpointError(f"{path}: parameter {key!r} has dtype {array.dtype}")
+    for i, state in states.items():
+        for name, array in state.items():
+            if tuple(array.shape) != tuple(mine[i].state[name].shape):
+                raise CheckpointError(f"{path}: state {name!r} of layer {i} has shape "
+                                      f"{tuple(array.shape)} in the file, "
+                                      f"{tuple(mine[i].state[name].shape)} in the network")
+    converted = {key: net.backend.asarray(arrays[key], dtype=net.dtype) for key in net.params}
+    for key, array in converted.items():
+        net.params[key] = array
+    for i, state in states.items():
+        mine[i].state.update(state)
 
 
 class _Reader:
@@ -1080,3 +1175,6 @@ def _restore_optimizer(reader: _Reader, entry: dict[str, Any], net: Sequential,
                                                 "hyperparameters": entry["hyperparameters"],
                                                 "state": state}))
     return optimizer
+
+
+PARAMS_FILES.update(save=save_params, load=load_params)

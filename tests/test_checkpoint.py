@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import safetensors.numpy
-from checkpoint_v2 import small_trained_net
+from checkpoint_helpers import small_trained_net
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

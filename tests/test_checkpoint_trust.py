@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from checkpoint_v2 import save_v2, small_trained_net
+from checkpoint_helpers import run_limited, save_v2, small_trained_net
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -57,15 +57,7 @@ def _members(path):
         return {info.filename: archive.read(info) for info in archive.infolist()}
 
 
-def _peak_rss_of(code, limit_bytes=1 << 30):
-    """Run ``code`` in a fresh interpreter under an address-space limit; return its output."""
-    prelude = textwrap.dedent(f"""
-        import resource
-        resource.setrlimit(resource.RLIMIT_AS, ({limit_bytes}, {limit_bytes}))
-    """)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)],
-                          capture_output=True, text=True, env=env, timeout=120, check=False)
+_peak_rss_of = run_limited
 
 
 def _load_under_one_gib(path):

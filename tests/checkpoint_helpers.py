@@ -1,4 +1,6 @@
-"""The writer of checkpoint format 2 (bp_xp 0.2-0.3), kept to make format-2 files in tests.
+"""What the checkpoint tests share: the format-2 writer, a small trained net, a memory limit.
+
+The writer of checkpoint format 2 (bp_xp 0.2-0.3) is kept to make format-2 files in tests.
 
 bp_xp itself writes format 3 (one ``.safetensors`` file) since issue 19 and only *reads*
 formats 1 and 2; the tests need format-2 files to hold the reader to them, crafted ones
@@ -7,6 +9,10 @@ included, so the old writer lives on here, as it was in ``bp_xp/checkpoint.py``.
 
 import json
 import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
 
 import numpy as np
 
@@ -51,3 +57,17 @@ def small_trained_net():
     optimizer = Adam()
     optimizer.update(net.params, {k: np.ones_like(v) for k, v in net.params.items()})
     return net, optimizer
+
+
+ROOT = str(Path(bp_xp.__file__).resolve().parent.parent)
+
+
+def run_limited(code, limit_bytes=1 << 30):
+    """Run ``code`` in a fresh interpreter under an address-space limit; return the result."""
+    prelude = textwrap.dedent(f"""
+        import resource
+        resource.setrlimit(resource.RLIMIT_AS, ({limit_bytes}, {limit_bytes}))
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
+    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)],
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
