@@ -145,8 +145,6 @@ def save(path: str | os.PathLike[str], net: Sequential, optimizer: Optimizer | N
     >>> loaded, optimizer, checkpoint.read_metadata(path)["user"]
     (TwoLayerNet(4-3-2, backend=numpy, dtype=float32), None, {'epoch': 3})
     """
-    from safetensors.numpy import save as safetensors_bytes
-
     from . import __version__  # late: bp_xp/__init__ may import this module
 
     if not isinstance(net, Sequential):
@@ -187,13 +185,20 @@ def save(path: str | os.PathLike[str], net: Sequential, optimizer: Optimizer | N
     except (TypeError, ValueError) as exc:
         raise TypeError(f"checkpoint metadata must be plain JSON data (str, number, list, "
                         f"dict, bool, None; finite numbers): {exc}") from exc
-    data = safetensors_bytes(arrays, metadata={METADATA_KEY: text})
-    atomic_write(os.fspath(path), lambda file: _write(file, data))
+    atomic_write(os.fspath(path), lambda file: _write(file, arrays, {METADATA_KEY: text}))
 
 
-def _write(file: IO[bytes], data: bytes) -> None:
-    """Write the file's bytes (one place, so tests can simulate a full disk or a kill)."""
-    file.write(data)
+def _write(file: IO[bytes], arrays: dict[str, np.ndarray], metadata: dict[str, str]) -> None:
+    """Write the safetensors file into ``file`` (the atomic write's temporary file).
+
+    ``safetensors.numpy.save`` builds the file's bytes in memory (one more copy of the
+    arrays); its ``save_file`` would stream, but it makes its own temporary file and
+    rename, which cannot write into this one. One place, so that tests can simulate a
+    full disk or a kill.
+    """
+    from safetensors.numpy import save as safetensors_bytes
+
+    file.write(safetensors_bytes(arrays, metadata=metadata))
 
 
 def tensor_names(net: Sequential, optimizer: Optimizer | None = None) -> dict[str, str]:
@@ -417,8 +422,10 @@ def _open_checkpoint(path: str) -> _Reader:
     """Open ``path`` (a regular file) and pick the reader its first bytes call for."""
     file, size = _open_regular(path)
     try:
-        head = file.read(8)
+        head = file.read(9)
         file.seek(0)
+        if _is_safetensors(head, size):
+            return _Safetensors(path, file, size, head[:8])
         if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
             return _Archive(path, file, size)
         if head.startswith(b"\x93NUMPY"):
@@ -428,10 +435,22 @@ def _open_checkpoint(path: str) -> _Reader:
             raise CheckpointError(f"{path}: not a bp_xp checkpoint but a pickle file, such as "
                                   "the book's save_params writes; bp_xp never unpickles, but "
                                   "net.load_params(path) reads the book's parameter files safely")
-        return _Safetensors(path, file, size, head)
+        return _Safetensors(path, file, size, head[:8])
     except BaseException:
         file.close()
         raise
+
+
+def _is_safetensors(head: bytes, size: int) -> bool:
+    """Whether a file of ``size`` bytes starting with ``head`` (9 bytes) is safetensors.
+
+    Its 8-byte header length fits in the file and its JSON header opens with ``{``.
+    Checked first: a header of 640 bytes starts ``80 02``, as a pickle does.
+    """
+    if len(head) < 9 or head[8:9] != b"{":
+        return False
+    (length,) = struct.unpack("<Q", head[:8])
+    return 8 + length <= size
 
 
 # -- the book's save_params / load_params ------------------------------------------------
@@ -464,8 +483,8 @@ def load_params(net: Sequential, path: str | os.PathLike[str]) -> None:
     path = os.fspath(path)
     file, size = _open_regular(path)
     with file:
-        head = file.read(8)
-        if is_pickle(head):
+        head = file.read(9)
+        if is_pickle(head) and not _is_safetensors(head, size):
             if size > _MAX_PICKLE_BYTES:
                 raise CheckpointError(f"{path}: a pickle of {size} bytes, more than a parameter "
                                       f"file of the book's has ({_MAX_PICKLE_BYTES})")
