@@ -655,3 +655,23 @@ def test_a_header_whose_length_reads_like_a_pickle_is_still_safetensors(tmp_path
     other = Sequential([Holder({"w" * n: np.zeros(3)})])
     other.load_params(path)
     np.testing.assert_array_equal(other.params["w" * n + "1"], np.arange(3.0))
+
+
+def test_the_checkpoints_page_runs_and_prints_what_it_says(tmp_path, monkeypatch, capsys):
+    """docs/checkpoints.md: its python blocks run in order; a print's comment is its output."""
+    pytest.importorskip("torch")
+    page = (Path(__file__).resolve().parent.parent / "docs" / "checkpoints.md").read_text()
+    blocks = [block.split("```", 1)[0] for block in page.split("```python\n")[1:]]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    expected = []
+    for block in blocks:
+        exec(compile(block, "docs/checkpoints.md", "exec"), namespace)  # noqa: S102 - our page
+        lines = block.splitlines()
+        for line, after in zip(lines, [*lines[1:], ""]):
+            if line.startswith("print(") and "  # " in line:
+                expected.append(line.split("  # ", 1)[1])
+            elif line.startswith("print(") and after.startswith("# "):
+                expected.append(after[2:])
+    printed = capsys.readouterr().out.splitlines()
+    assert printed == expected
