@@ -1182,7 +1182,11 @@ def _restore_optimizer(reader: _Reader, entry: dict[str, Any], net: Sequential,
         if shape != expected:
             raise reader.error(f"optimizer state {slot!r} of {key!r} has shape {shape}, the "
                                f"network expects {expected}")
-        state[slot][key] = reader.placed(name, target, dtype)
+        array = reader.placed(name, target, dtype)
+        if dtype_name(array.dtype) != dtype_name(net.params[key].dtype):
+            raise reader.error(f"optimizer state {slot!r} of {key!r} is {dtype_name(array.dtype)}, "
+                               f"the parameter {dtype_name(net.params[key].dtype)}")
+        state[slot][key] = array
     if stored:
         for slot, arrays in state.items():
             missing = [key for key in net.params if key not in arrays]

@@ -563,6 +563,8 @@ BAD_CONTENTS = [
      "cannot rebuild layer 'Relu1'"),
     (None, lambda a: a.update({"optimizer/m/W2": np.zeros(5, np.float32)}),
      r"optimizer state 'm' of 'W2' has shape \(5,\)"),
+    (None, lambda a: a.update({"optimizer/v/W2": np.zeros((3, 2), np.float64)}),
+     "optimizer state 'v' of 'W2' is float64, the parameter float32"),
     (None, lambda a: a.pop("optimizer/m/W2"),
      "optimizer state 'm' lacks W2: resuming would silently restart"),
     (None, lambda a: a.update({"optimizer/m/W7": np.zeros(5, np.float32)}),
