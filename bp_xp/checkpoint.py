@@ -16,8 +16,11 @@ file, readable by NumPy, PyTorch, JAX and the model hubs' tools, that holds:
 * in the file's metadata (``__metadata__``), under the key ``"bp_xp.checkpoint"``, the
   JSON document: the format name and version, the bp_xp version, the network's
   :meth:`~bp_xp.Sequential.config` (its class, and each layer's type and configuration),
-  the dtype and backend the net was saved from, the parameter names, the optimizer's
-  type, hyperparameters, step and slots, and the caller's own ``metadata``.
+  the dtype and backend the net was saved from, the parameter names, the tensor names
+  in the layers' own order (``tensors``: safetensors sorts its tensors), the position of
+  each layer's host random stream (``generators``: ``Dropout``'s masks continue where they
+  were), the optimizer's type, hyperparameters, step and slots, and the caller's own
+  ``metadata``.
 
 Saving copies the arrays to the host and leaves the network where it is. The file is
 written atomically (see :mod:`bp_xp._atomic`) under the path given, suffix included: a
@@ -36,7 +39,9 @@ this process (nothing is imported or unpickled); and every problem, whatever par
 the file it is in, raises :class:`CheckpointError` naming the file.
 
 Checkpoints of format versions 1 and 2 (``.npz`` archives of bp_xp 0.1 to 0.3) still
-load, with the same checks.
+load, with the same checks. :func:`load_params` (``net.load_params``) also reads the book's
+pickled parameter files, without unpickling them (:mod:`bp_xp._book_pickle`). See
+``docs/checkpoints.md``.
 """
 
 from __future__ import annotations
