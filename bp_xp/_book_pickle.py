@@ -21,7 +21,8 @@ Any other global (``os.system``...), any other call, any other opcode is refused
 bytes that remain before anything is sliced; an array's declared shape must match its
 bytes exactly before it is built; marks nest at most :data:`MAX_DEPTH` deep; the stack
 and the memo are bounded; and the file itself is bounded by the caller (it is read
-whole, so what is built never exceeds about twice its size).
+whole; bytes stay views of it and each array is built once, so what is held never exceeds
+about twice its size).
 """
 
 from __future__ import annotations
@@ -233,10 +234,11 @@ class _Machine:
             0x8C: lambda: self.push(self.text(self.unpack("<B"))),  # SHORT_BINUNICODE
             0x58: lambda: self.push(self.text(self.unpack("<I"))),  # BINUNICODE
             0x8D: lambda: self.push(self.text(self.unpack("<Q"))),  # BINUNICODE8
-            0x43: lambda: self.push(bytes(self.take(self.unpack("<B")))),  # SHORT_BINBYTES
-            0x42: lambda: self.push(bytes(self.take(self.unpack("<I")))),  # BINBYTES
-            0x8E: lambda: self.push(bytes(self.take(self.unpack("<Q")))),  # BINBYTES8
-            0x96: lambda: self.push(bytes(self.take(self.unpack("<Q")))),  # BYTEARRAY8
+            # bytes stay views of the file's data: an array is its only copy
+            0x43: lambda: self.push(self.take(self.unpack("<B"))),  # SHORT_BINBYTES
+            0x42: lambda: self.push(self.take(self.unpack("<I"))),  # BINBYTES
+            0x8E: lambda: self.push(self.take(self.unpack("<Q"))),  # BINBYTES8
+            0x96: lambda: self.push(self.take(self.unpack("<Q"))),  # BYTEARRAY8
             # Python 2's str, as pickle.load(encoding="latin1") reads it
             0x55: lambda: self.push(str(self.take(self.unpack("<B")), "latin1")),  # SHORT_BINSTRING
             0x54: lambda: self.push(str(self.take(self._length("<i")), "latin1")),  # BINSTRING
@@ -433,7 +435,7 @@ class _Machine:
     def _array(self, dtype: np.dtype[Any], shape: Any, raw: Any, *, fortran: bool) -> np.ndarray:
         if isinstance(raw, str):  # Python 2's str read as latin-1
             raw = raw.encode("latin1")
-        if not isinstance(raw, bytes):
+        if not isinstance(raw, (bytes, memoryview)):
             raise self.error(f"an array's data is a {_kind(raw)}, not bytes")
         if (not isinstance(shape, tuple) or len(shape) > _MAX_NDIM
                 or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 0
