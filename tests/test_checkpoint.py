@@ -677,3 +677,18 @@ def test_the_checkpoints_page_runs_and_prints_what_it_says(tmp_path, monkeypatch
                 expected.append(after[2:])
     printed = capsys.readouterr().out.splitlines()
     assert printed == expected
+
+
+def test_bp_xp_train_save_writes_a_safetensors_file_under_the_given_name(tmp_path, capsys):
+    from bp_xp.cli import main
+
+    path = tmp_path / "run.npz"  # a name of the old format: the user's suffix is kept
+    assert main(["train", "--iters", "5", "--hidden", "8", "--seed", "1", "--no-progress",
+                 "--save", str(path)]) == 0, capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["run.npz"]
+    arrays = safetensors.numpy.load_file(path)  # a safetensors file, whatever its name
+    net, optimizer = load(path)
+    names = tensor_names(net, optimizer)
+    for key, array in net.params.items():
+        np.testing.assert_array_equal(arrays[names[key]], array)
+    assert read_metadata(path)["user"]["iteration"] == 5 and optimizer.step_count == 5
