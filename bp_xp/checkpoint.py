@@ -62,8 +62,9 @@ import numpy as np  # host-side only: the file holds host arrays
 from ._atomic import atomic_write
 from ._book_pickle import BookPickleError, is_pickle, read_params
 from .backends import FLOAT_DTYPES, Backend, BackendUnavailableError, dtype_name, resolve_backend, to_numpy
-from .layers import Affine, Relu, Sigmoid, SoftmaxWithLoss
+from .layers import Affine, SoftmaxWithLoss
 from .layers.base import Layer
+from .nets import activation_class
 from .optim import OPTIMIZERS, Optimizer
 from .sequential import PARAMS_FILES, Sequential, network_class, rebuild_layer
 
@@ -722,7 +723,9 @@ class _Safetensors(_Reader):
         convert = dtype is not None and saved.startswith("float")
         if not convert:
             _check_available(self, name, saved, target)
-        framework = "pt" if target.name == "torch" else "numpy"
+        # A backend safetensors can fill on its device says so in its spec; others: NumPy.
+        direct = target.spec.safetensors_framework
+        framework = direct or "numpy"
         try:
             if self._opened is None or self._framework != framework:
                 from safetensors import safe_open
@@ -730,7 +733,7 @@ class _Safetensors(_Reader):
                 # The descriptor already checked, not the path (which could be swapped).
                 fd_path = f"/proc/self/fd/{self._file.fileno()}"
                 source = fd_path if os.path.exists(fd_path) else self.path
-                device = str(target.device) if framework == "pt" else "cpu"
+                device = str(target.device) if direct else "cpu"
                 self._opened = safe_open(source, framework=framework, device=device)
                 self._framework = framework
             value = self._opened.get_tensor(name)
@@ -741,9 +744,8 @@ class _Safetensors(_Reader):
             raise self.error(f"tensor {name!r} read as {tuple(value.shape)} "
                              f"{dtype_name(value.dtype)}, its header says {shape} {saved}: the "
                              "file changed while loading")
-        if framework == "pt":
-            # On the device already; .to() copies only when converting.
-            return value.to(dtype) if convert else value
+        if direct:  # on the device already; a new array only when converting
+            return target.xp.astype(value, dtype) if convert else value
         return _from_host(value, target, dtype if convert else None)
 
     def check_all_used(self) -> None:
@@ -764,8 +766,12 @@ def _check_available(reader: _Reader, name: str, saved: str, target: Backend) ->
     """Refuse, before reading it, an array whose dtype ``target`` cannot hold."""
     if saved in target.supported_dtypes():
         return
-    if saved == "float16" and target.name != "array_api_strict":
-        return  # outside the Array API's dtypes, but every other backend holds it
+    try:  # float16 is outside the Array API's dtypes, yet most libraries hold it: ask
+        probe = target.spec.from_host(np.zeros(1, dtype=saved), target.device, target.chunks)
+        if dtype_name(probe.dtype) == saved:  # not silently narrowed (JAX without x64)
+            return
+    except Exception:  # noqa: S110 - any refusal of the library means "not here"
+        pass
     hint = "; pass dtype='float32'" if saved.startswith("float") else ""
     raise BackendUnavailableError(f"{reader.path}: dtype {saved!r} is not available on {target} "
                                   f"(array {name!r}){hint}")
@@ -777,7 +783,7 @@ def _from_host(host: np.ndarray, target: Backend, dtype: Any) -> Any:
         return target.asarray(host, dtype=dtype)
     if host.dtype.name in target.supported_dtypes() or host.dtype.name in FLOAT_DTYPES:
         return target.asarray(host)
-    return target.module.from_host(np.array(host, copy=True), target.device, target.chunks)
+    return target.spec.from_host(np.array(host, copy=True), target.device, target.chunks)
 
 
 # -- formats 1 and 2: .npz -------------------------------------------------------------
@@ -1067,10 +1073,11 @@ def _network_from_v1(archive: _Archive, meta: dict[str, Any]) -> dict[str, Any]:
             or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes)):
         raise archive.error(f"cannot rebuild {arch['class']} from the file: layer sizes "
                             f"{str(sizes)[:100]}")
-    activation = {"relu": Relu, "sigmoid": Sigmoid}.get(arch["activation"])
-    if activation is None:
+    try:
+        activation = activation_class(arch["activation"])
+    except ValueError:
         raise archive.error(f"cannot rebuild {arch['class']} from the file: activation "
-                            f"{arch['activation'][:50]!r}")
+                            f"{arch['activation'][:50]!r}") from None
     layers: list[dict[str, Any]] = []
     renames: dict[str, str] = {}
     for i in range(1, len(sizes)):

@@ -256,7 +256,7 @@ def test_every_dtype_a_network_holds_round_trips(xb, tmp_path, array_dtype):
         pytest.skip(f"{target} holds no {array_dtype}")
     if target.name == "array_api_strict" and array_dtype == "float16":
         pytest.skip("array_api_strict has no float16")
-    net = Sequential({"keep": Holder({"weights/int": target.module.from_host(
+    net = Sequential({"keep": Holder({"weights/int": target.spec.from_host(
         host.astype(array_dtype), target.device, target.chunks)})}, backend=target)
     path = tmp_path / "ints.ckpt"  # any suffix: it is kept
     save(path, net)
