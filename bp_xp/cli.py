@@ -246,7 +246,7 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     data.add_argument("--data-dir", default=None, help="cache directory of downloaded datasets")
     data.add_argument("--plot", metavar="PATH", default=None, help="save the curves as a PNG")
     data.add_argument("--save", metavar="PATH", default=None,
-                      help="save network and optimizer to a checkpoint (.npz)")
+                      help="save network and optimizer to a checkpoint (a safetensors file)")
     data.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     return parser
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
@@ -341,6 +342,36 @@ class Sequential:
     def __repr__(self) -> str:
         stack = " -> ".join([*self.layers, type(self.last_layer).__name__])
         return f"{type(self).__name__}({stack}, backend={self.backend}, dtype={dtype_name(self.dtype)})"
+
+    # -- the book's save_params / load_params (issue 20; bp_xp.checkpoint does the work) --
+
+    def save_params(self, file_name: str | os.PathLike[str] = "params.pkl") -> None:
+        """Save this network to ``file_name``, as the book's networks do, but safely.
+
+        The file is a bp_xp checkpoint (a safetensors file, see :mod:`bp_xp.checkpoint`)
+        under the name given, even the book's default ``params.pkl``: no pickle is written.
+        """
+        _params_files()["save"](self, file_name)
+
+    def load_params(self, file_name: str | os.PathLike[str] = "params.pkl") -> None:
+        """Replace this network's parameters by those in ``file_name``, as the book does.
+
+        Reads bp_xp checkpoints and the book's own pickled parameter files
+        (``deep_convnet_params.pkl``...) without unpickling them; names and shapes must
+        fit this network. See :func:`bp_xp.checkpoint.load_params`.
+        """
+        _params_files()["load"](self, file_name)
+
+
+#: ``save_params``/``load_params`` live in :mod:`bp_xp.checkpoint`, a level above this
+#: module; it installs them here when imported, which ``import bp_xp`` does.
+PARAMS_FILES: dict[str, Any] = {}
+
+
+def _params_files() -> dict[str, Any]:
+    if not PARAMS_FILES:  # pragma: no cover - importing bp_xp imports bp_xp.checkpoint
+        raise RuntimeError("save_params/load_params need bp_xp.checkpoint: import bp_xp.checkpoint")
+    return PARAMS_FILES
 
 
 def _rebuild(layer: Layer, move: Any) -> Any:

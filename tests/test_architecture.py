@@ -27,7 +27,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "bp_xp"
 
 #: First component of the module path below bp_xp -> level (docs/architecture.md).
 LEVELS = {
-    "backends": 0, "_atomic": 0,
+    "backends": 0, "_atomic": 0, "_book_pickle": 0,
     "debug": 1, "functions": 1, "_im2col": 1, "graph": 1, "gradient": 1, "params": 1,
     "_checks": 1,
     "layers": 2,

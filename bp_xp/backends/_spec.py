@@ -105,6 +105,10 @@ class BackendSpec:
         array cannot change. :meth:`bp_xp.graph.Graph.backward` compares stamps to refuse a
         value changed between its forward and its backward. ``None`` (the field): not
         checked on this backend.
+    safetensors_framework : str or None
+        The ``framework`` of ``safetensors.safe_open`` that gives this backend's arrays
+        straight on its device (``"pt"`` for PyTorch); :mod:`bp_xp.checkpoint` loads
+        through it. ``None`` (the field): loaded through the host, as NumPy arrays.
     request_host_devices : callable or None
         ``count -> bool``: ask the library, before it is imported, to offer ``count``
         devices on the host CPU (JAX: ``XLA_FLAGS``), so tests can use a device that is not
@@ -139,6 +143,7 @@ class BackendSpec:
     enable_float64: Callable[[], None] | None = None
     request_host_devices: Callable[[int], bool] | None = None
     version_stamp: Callable[[Any], Any] | None = None
+    safetensors_framework: str | None = None
 
     def __post_init__(self) -> None:
         for field in ("name", "module", "extra"):

@@ -180,4 +180,5 @@ SPEC = BackendSpec(
     to_host=to_host, synchronize=synchronize,
     kernels=KERNELS, device_attribute=True,
     version_stamp=version_stamp,
+    safetensors_framework="pt",
 )
