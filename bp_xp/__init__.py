@@ -12,13 +12,14 @@ TwoLayerNet(784-50-10, backend=numpy, dtype=float32)
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import functions, layers
+from . import checkpoint, functions, layers  # noqa: F401 - checkpoint installs net.save_params/load_params
 from .backends import (
     BACKEND_NAMES,
     Backend,
     BackendError,
     BackendMismatchError,
     BackendUnavailableError,
+    DTypeError,
     available_backends,
     backend_info,
     backend_of,
@@ -27,7 +28,7 @@ from .backends import (
     to_device,
     to_numpy,
 )
-from .compile import CompiledStep, compile_step
+from .compile import CompiledStep, UntraceableError, compile_step
 from .convnet import DeepConvNet, SimpleConvNet
 from .debug import LabelError, checking, debug_checks
 from .gradient import gradient_check, numerical_gradient, relative_error
@@ -68,6 +69,7 @@ __all__ = [
     "BackendMismatchError",
     "BackendUnavailableError",
     "CompiledStep",
+    "DTypeError",
     "MulLayer",
     "MultiLayerNet",
     "LabelError",
@@ -80,6 +82,7 @@ __all__ = [
     "SimpleConvNet",
     "SoftmaxWithLoss",
     "TwoLayerNet",
+    "UntraceableError",
     "available_backends",
     "backend_info",
     "backend_of",

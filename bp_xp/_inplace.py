@@ -4,12 +4,15 @@ The book updates and perturbs parameters in place (``params[key] -= lr * grad``,
 ``x[idx] = tmp + h``), and its networks rely on that: a layer and the ``params`` dict hold
 the same array. bp_xp's own code never writes into a caller's array, except in the two
 places where the book's code needs it to (``Optimizer.update`` on a plain dict and
-``numerical_gradient``), and only on arrays that can take it.
+``numerical_gradient``), and only on arrays whose backend says they can take it
+(:attr:`bp_xp.backends.BackendSpec.writes_in_place`).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from .backends import spec_of
 
 __all__ = ["copy_into", "mutable"]
 
@@ -17,10 +20,9 @@ __all__ = ["copy_into", "mutable"]
 def mutable(array: Any) -> bool:
     """Whether ``array`` can be written in place, as the book writes its parameters.
 
-    Writeable NumPy arrays, torch tensors that do not require grad (autograd forbids
-    writing into those) and are not inference tensors, and CuPy arrays. JAX and Dask
-    arrays, array-api-strict arrays (the standard leaves mutation optional) and read-only
-    NumPy arrays are not.
+    Writeable NumPy arrays, torch tensors that do not require grad and are not inference
+    tensors, and CuPy arrays. JAX and Dask arrays, array-api-strict arrays (the standard
+    leaves mutation optional), read-only NumPy arrays and Python numbers are not.
 
     Examples
     --------
@@ -32,18 +34,10 @@ def mutable(array: Any) -> bool:
     >>> mutable(a)
     False
     """
-    module = type(array).__module__
-    if module == "numpy":
-        flags = getattr(array, "flags", None)
-        return bool(flags is not None and flags.writeable)
-    if module.startswith("torch"):
-        return not array.requires_grad and not array.is_inference()
-    return module.startswith("cupy")
+    spec = spec_of(array)
+    return spec is not None and spec.writes_in_place is not None and spec.writes_in_place(array)
 
 
 def copy_into(target: Any, value: Any) -> None:
     """Write ``value`` (same backend, device, shape and dtype) into ``target``."""
-    if type(target).__module__.startswith("torch"):
-        target.copy_(value)
-    else:
-        target[...] = value
+    target[...] = value

@@ -14,12 +14,13 @@ from typing import Any
 
 import numpy as np  # host-side only: the seeded generator for initial weights
 
+from ._checks import check_integer, is_integer
 from ._im2col import conv_output_size
-from .backends import resolve_backend
+from .backends import dtype_name, resolve_backend
 from .layers import Affine, Convolution, Dropout, Layer, Pooling, Relu, SoftmaxWithLoss
 from .sequential import Sequential
 
-__all__ = ["DeepConvNet", "SimpleConvNet"]
+__all__ = ["DeepConvNet", "SimpleConvNet", "deep_convnet_parameter_shapes"]
 
 Array = Any
 
@@ -46,6 +47,8 @@ class SimpleConvNet(Sequential):
         (``"float32"`` by default), and the seed of the host generator the initial
         weights are drawn from (so every backend starts from the same numbers).
 
+    Notes
+    -----
     The pooling layer is the book's 2x2 max pooling with stride 2, so the
     convolution's output height and width must be even.
 
@@ -113,6 +116,12 @@ class SimpleConvNet(Sequential):
             raise ValueError(f"SimpleConvNet needs its shape configuration, got {saved!r}")
         self._shape = _checked_shape(saved.get("input_dim"), saved.get("conv_param"),
                                      saved.get("hidden_size"), saved.get("output_size"))
+        # A checkpoint's arrays must fit the configuration it states (issue 19).
+        expected = _param_shapes(self._shape)
+        shapes = {key: tuple(array.shape) for key, array in self.params.items()}
+        if shapes != expected:
+            raise ValueError(f"SimpleConvNet{self._shape} has parameters of shapes {expected}, "
+                             f"got {shapes}")
 
     def __repr__(self) -> str:
         s = self._shape
@@ -121,14 +130,14 @@ class SimpleConvNet(Sequential):
         fs = cp["filter_size"]
         return (f"SimpleConvNet({c}x{h}x{w} -> conv {cp['filter_num']}x{fs}x{fs} -> "
                 f"{s['hidden_size']} -> {s['output_size']}, backend={self.backend}, "
-                f"dtype={str(getattr(self.dtype, 'name', self.dtype)).rsplit('.', 1)[-1]})")
+                f"dtype={dtype_name(self.dtype)})")
 
 
 def _checked_shape(input_dim: Any, conv_param: Any, hidden_size: Any,
                    output_size: Any) -> dict[str, Any]:
     """The network's sizes, checked, with the book's defaults filled into ``conv_param``."""
     dims = tuple(input_dim) if isinstance(input_dim, (list, tuple)) else ()
-    if len(dims) != 3 or not all(_is_int(d) and d >= 1 for d in dims):
+    if len(dims) != 3 or not all(is_integer(d) and d >= 1 for d in dims):
         raise ValueError(f"SimpleConvNet: input_dim must be (channels, height, width) of "
                          f"positive integers, got {input_dim!r}")
     given = dict(conv_param or {})
@@ -138,12 +147,9 @@ def _checked_shape(input_dim: Any, conv_param: Any, hidden_size: Any,
                          f"{sorted(CONV_PARAM)}")
     cp = {**CONV_PARAM, **given}
     for key, low in (("filter_num", 1), ("filter_size", 1), ("stride", 1), ("pad", 0)):
-        if not _is_int(cp[key]) or cp[key] < low:
-            raise ValueError(f"SimpleConvNet: conv_param[{key!r}] must be an integer >= {low}, "
-                             f"got {cp[key]!r}")
+        check_integer(cp[key], f"conv_param[{key!r}]", low=low, where="SimpleConvNet")
     for name, value in (("hidden_size", hidden_size), ("output_size", output_size)):
-        if not _is_int(value) or value < 1:
-            raise ValueError(f"SimpleConvNet: {name} must be a positive integer, got {value!r}")
+        check_integer(value, name, where="SimpleConvNet")
     shape = {"input_dim": tuple(int(d) for d in dims), "conv_param": {k: int(v) for k, v in cp.items()},
              "hidden_size": int(hidden_size), "output_size": int(output_size)}
     _pool_output_size(shape)  # refuse sizes the convolution or the pooling cannot take
@@ -163,8 +169,13 @@ def _pool_output_size(shape: dict[str, Any]) -> int:
     return cp["filter_num"] * sizes[0] * sizes[1]
 
 
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+def _param_shapes(shape: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """The shape of each parameter of a SimpleConvNet of these sizes."""
+    fn, fs = shape["conv_param"]["filter_num"], shape["conv_param"]["filter_size"]
+    hidden, out = shape["hidden_size"], shape["output_size"]
+    return {"W1": (fn, shape["input_dim"][0], fs, fs), "b1": (fn,),
+            "W2": (_pool_output_size(shape), hidden), "b2": (hidden,),
+            "W3": (hidden, out), "b3": (out,)}
 
 
 # --------------------------------------------------------------------------------------
@@ -293,14 +304,48 @@ class DeepConvNet(Sequential):
             raise ValueError(f"DeepConvNet needs its shape configuration, got {saved!r}")
         self._deep_shape = _checked_deep_shape(saved.get("input_dim"), saved["conv_params"],
                                                saved.get("hidden_size"), saved.get("output_size"))
+        # A checkpoint's arrays must fit the configuration it states (issue 19).
+        expected = _deep_param_shapes(self._deep_shape)
+        shapes = {key: tuple(array.shape) for key, array in self.params.items()}
+        if shapes != expected:
+            raise ValueError(f"DeepConvNet of this configuration has parameters of shapes "
+                             f"{expected}, got {shapes}")
 
     def __repr__(self) -> str:
         s = self._deep_shape
         c, h, w = s["input_dim"]
         filters = ", ".join(str(cp["filter_num"]) for cp in s["conv_params"])
         return (f"DeepConvNet({c}x{h}x{w} -> conv ({filters}) -> {s['hidden_size']} -> "
-                f"{s['output_size']}, backend={self.backend}, "
-                f"dtype={str(getattr(self.dtype, 'name', self.dtype)).rsplit('.', 1)[-1]})")
+                f"{s['output_size']}, backend={self.backend}, dtype={dtype_name(self.dtype)})")
+
+
+def deep_convnet_parameter_shapes(input_dim: Sequence[int] = (1, 28, 28), hidden_size: int = 50,
+                                  output_size: int = 10) -> dict[str, tuple[int, ...]]:
+    """The shape of each parameter of a DeepConvNet with the book's convolutions, checked,
+    without building it (``bp-xp train`` sizes a network before allocating it).
+
+    Examples
+    --------
+    >>> from bp_xp.convnet import deep_convnet_parameter_shapes
+    >>> deep_convnet_parameter_shapes()["W7"]
+    (1024, 50)
+    """
+    return _deep_param_shapes(_checked_deep_shape(input_dim, [{}] * len(DEEP_CONV_PARAMS),
+                                                  hidden_size, output_size))
+
+
+def _deep_param_shapes(shape: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """The shape of each parameter of a DeepConvNet of these sizes."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    channels = shape["input_dim"][0]
+    for k, cp in enumerate(shape["conv_params"], start=1):
+        fn, fs = cp["filter_num"], cp["filter_size"]
+        shapes[f"W{k}"], shapes[f"b{k}"] = (fn, channels, fs, fs), (fn,)
+        channels = fn
+    hidden, out = shape["hidden_size"], shape["output_size"]
+    shapes.update({"W7": (shape["features"], hidden), "b7": (hidden,), "W8": (hidden, out),
+                   "b8": (out,)})
+    return shapes
 
 
 def _checked_deep_shape(input_dim: Any, conv_params: Sequence[Any], hidden_size: Any,
@@ -308,7 +353,7 @@ def _checked_deep_shape(input_dim: Any, conv_params: Sequence[Any], hidden_size:
     """DeepConvNet's sizes, checked, with the book's defaults filled in, and the number of
     features that reach the first affine layer."""
     dims = tuple(input_dim) if isinstance(input_dim, (list, tuple)) else ()
-    if len(dims) != 3 or not all(_is_int(d) and d >= 1 for d in dims):
+    if len(dims) != 3 or not all(is_integer(d) and d >= 1 for d in dims):
         raise ValueError(f"DeepConvNet: input_dim must be (channels, height, width) of "
                          f"positive integers, got {input_dim!r}")
     if len(conv_params) != 6:
@@ -323,7 +368,7 @@ def _checked_deep_shape(input_dim: Any, conv_params: Sequence[Any], hidden_size:
                              f"{sorted(default)}")
         cp = {**default, **given}
         for key, low in (("filter_num", 1), ("filter_size", 1), ("stride", 1), ("pad", 0)):
-            if not _is_int(cp[key]) or cp[key] < low:
+            if not is_integer(cp[key]) or cp[key] < low:
                 raise ValueError(f"DeepConvNet: conv_param_{k}[{key!r}] must be an integer >= "
                                  f"{low}, got {cp[key]!r}")
         cp = {key: int(value) for key, value in cp.items()}
@@ -336,7 +381,7 @@ def _checked_deep_shape(input_dim: Any, conv_params: Sequence[Any], hidden_size:
                     for size, axis in ((h, "height"), (w, "width")))
         checked.append(cp)
     for name, value in (("hidden_size", hidden_size), ("output_size", output_size)):
-        if not _is_int(value) or value < 1:
+        if not is_integer(value) or value < 1:
             raise ValueError(f"DeepConvNet: {name} must be a positive integer, got {value!r}")
     return {"input_dim": tuple(int(d) for d in dims), "conv_params": checked,
             "hidden_size": int(hidden_size), "output_size": int(output_size),

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np  # host-side only: dataset checks and the seeded minibatch order
 
+from ._checks import check_integer
 from .backends import Backend, BackendUnavailableError, backend_of, dtype_name, to_numpy
 from .compile import CompiledStep, compile_step, train_step, untraceable_layers
 from .data import validate_dataset
@@ -227,7 +228,7 @@ class Trainer:
                             ("evaluate_every", evaluate_every),
                             ("evaluate_sample_num", evaluate_sample_num)):
             if value is not None or name == "batch_size":
-                _require_positive(name, _require_int(name, value))
+                check_integer(value, name)
         if progress not in (None, True, False):
             raise TypeError(f"progress must be None, True or False, got {progress!r}")
         if compile not in ("auto", True, False):
@@ -410,9 +411,10 @@ class Trainer:
         return total / n
 
     def _settle_lazy_state(self) -> None:
-        # Dask builds one graph across steps; materialise it at each evaluation so that it
-        # stays one epoch long instead of growing (and being recomputed) for the whole run.
-        if self.network.backend.name != "dask":
+        # A lazy backend (Dask) builds one graph across steps; materialise it at each
+        # evaluation so that it stays one epoch long instead of growing (and being
+        # recomputed) for the whole run. Backends that compute eagerly have nothing to settle.
+        if self.network.backend.spec.settle is None:
             return
         from .distributed import materialize
 
@@ -433,13 +435,10 @@ class Trainer:
             ``test_acc`` and ``time`` (seconds since the previous evaluation, including
             it). All plain Python numbers.
         """
-        from tqdm import tqdm
-
         show = _isatty(sys.stderr) if self.progress is None else self.progress
         self._last_eval_time = time.perf_counter()
         end = self.iteration + self.max_iter
-        with tqdm(total=self.max_iter, disable=not show, file=sys.stderr, unit="step",
-                  dynamic_ncols=True) as bar:
+        with _progress_bar(show, self.max_iter) as bar:
             while self.iteration < end:
                 self.train_step()
                 bar.update(1)
@@ -451,6 +450,34 @@ class Trainer:
                     if self.verbose:
                         bar.write(_format_record(record), file=sys.stdout)
         return self.history
+
+
+class _NoBar:
+    """What ``train`` needs of a tqdm bar, doing nothing: ``progress=False`` needs no tqdm."""
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int = 1) -> None:
+        return None
+
+    def set_postfix_str(self, text: str, refresh: bool = True) -> None:
+        return None
+
+    def write(self, text: str, file: Any = None) -> None:
+        print(text, file=file)
+
+
+def _progress_bar(show: bool, total: int) -> Any:
+    """A tqdm bar on stderr where one is shown; tqdm is imported only then."""
+    if not show:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, file=sys.stderr, unit="step", dynamic_ncols=True)
 
 
 def seconds_per_epoch(history: Mapping[str, list[Any]], iters_per_epoch: int) -> float:
@@ -607,18 +634,6 @@ def _alias(name: str, value: Any, default: Any, book_name: str, book_value: Any)
         raise TypeError(f"give {name} or the book's {book_name}, not both (got {name}={value!r}, "
                         f"{book_name}={book_value!r})")
     return book_value
-
-
-def _require_int(name: str, value: Any) -> int | np.integer:
-    """``value`` itself, once it is known to be an int (a NumPy integer too)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    return value
-
-
-def _require_positive(name: str, value: int | np.integer) -> None:
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
 
 
 def _isatty(stream: Any) -> bool:
