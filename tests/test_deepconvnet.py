@@ -166,3 +166,18 @@ def test_the_cli_trains_it(tmp_path, capsys):
     assert "DeepConvNet(1x28x28 -> conv (16, 16, 32, 32, 64, 64) -> 50 -> 10" in out
     loaded, _ = bp_xp.checkpoint.load(tmp_path / "d.npz")
     assert type(loaded) is DeepConvNet
+
+
+def test_load_params_reads_a_file_written_as_the_books_save_params(tmp_path):
+    import pickle
+
+    source = DeepConvNet(**SMALL, dtype="float64", seed=5)
+    path = tmp_path / "deep_convnet_params.pkl"
+    with open(path, "wb") as f:  # the book's save_params: pickle.dump of a dict of arrays
+        pickle.dump({k: np.asarray(v) for k, v in source.params.items()}, f)
+    net = DeepConvNet(**SMALL, dtype="float64", seed=6)
+    net.load_params(path)  # read without unpickling (bp_xp._book_pickle)
+    for key in source.params:
+        np.testing.assert_array_equal(net.params[key], source.params[key])
+    x = np.random.default_rng(0).standard_normal((2, 1, 8, 8))
+    np.testing.assert_array_equal(net.predict(x), source.predict(x))
