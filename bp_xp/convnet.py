@@ -194,7 +194,8 @@ DEEP_CONV_PARAMS: tuple[dict[str, int], ...] = (
 
 
 class DeepConvNet(Sequential):
-    """The book's chapter-8 network (99.38 % on MNIST with its trained parameters).
+    """The book's chapter-8 network (0.9797 on the MNIST test set with the book's trained
+    parameter file, measured; see ``docs/convnet.md``).
 
     ``conv - relu - conv - relu - pool`` three times (16, 16, 32, 32, 64, 64 filters of
     3x3; 2x2 max pooling with stride 2), then ``affine - relu - dropout - affine -
