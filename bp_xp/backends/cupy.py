@@ -96,3 +96,30 @@ def to_host(x: Any) -> np.ndarray:
 def synchronize(device: Any, arrays: Sequence[Any]) -> None:
     """Wait until every stream of ``device`` has finished its queued kernels."""
     device.synchronize()
+
+
+# --------------------------------------------------------------------------------------
+# Native convolution and pooling kernels (issue 22): strided windows, as on NumPy
+# --------------------------------------------------------------------------------------
+
+
+def conv2d(x: Any, W: Any, b: Any, stride: int, pad: int) -> Any:
+    """Convolution by one copy of a strided window view (see :mod:`bp_xp.backends._strided`)."""
+    import cupy
+
+    from . import _strided
+
+    return _strided.conv2d(cupy, x, W, b, stride, pad)
+
+
+def max_pool2d(x: Any, pool_h: int, pool_w: int, stride: int, pad: int) -> Any:
+    """Max pooling by ``argmax`` over a strided window view (see :mod:`bp_xp.backends._strided`)."""
+    import cupy
+
+    from . import _strided
+
+    return _strided.max_pool2d(cupy, x, pool_h, pool_w, stride, pad)
+
+
+#: The fast kernels of this backend, by the name :mod:`bp_xp.backends` dispatches on.
+KERNELS = {"conv2d": conv2d, "max_pool2d": max_pool2d}

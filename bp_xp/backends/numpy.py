@@ -101,4 +101,26 @@ def zero_where(mask: np.ndarray, x: np.ndarray) -> np.ndarray | None:
 
 
 #: The fast kernels of this backend, by the name :mod:`bp_xp.backends` dispatches on.
-KERNELS = {"zero_where": zero_where}
+KERNELS: dict[str, Any] = {"zero_where": zero_where}
+
+
+# --------------------------------------------------------------------------------------
+# Native convolution, pooling and loss kernels (issue 22): strided windows
+# --------------------------------------------------------------------------------------
+
+
+def conv2d(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, pad: int) -> Any:
+    """Convolution by one copy of a strided window view (see :mod:`bp_xp.backends._strided`)."""
+    from . import _strided
+
+    return _strided.conv2d(np, x, W, b, stride, pad)
+
+
+def max_pool2d(x: np.ndarray, pool_h: int, pool_w: int, stride: int, pad: int) -> Any:
+    """Max pooling by ``argmax`` over a strided window view (see :mod:`bp_xp.backends._strided`)."""
+    from . import _strided
+
+    return _strided.max_pool2d(np, x, pool_h, pool_w, stride, pad)
+
+
+KERNELS.update({"conv2d": conv2d, "max_pool2d": max_pool2d})
