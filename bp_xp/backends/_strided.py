@@ -100,27 +100,60 @@ def conv2d(xp: ModuleType, x: Array, W: Array, b: Array, stride: int, pad: int
     return out, backward
 
 
+def _keep(xp: ModuleType, mask: Array, x: Array) -> Array:
+    """``where(mask, x, +0.0)`` by ANDing ``x``'s bits with all-ones/all-zeros (NumPy's
+    ``where`` is branchy and slow on random masks; see ``bp_xp.backends.zero_where``)."""
+    if xp.__name__ != "numpy":
+        return xp.where(mask, x, xp.zeros((), dtype=x.dtype))
+    uint = xp.uint32 if x.dtype == xp.float32 else xp.uint64
+    bits = mask.astype(uint)
+    xp.negative(bits, out=bits)  # 0 -> 0, 1 -> all ones
+    bits &= x.view(uint)
+    return bits.view(x.dtype)
+
+
 def max_pool2d(xp: ModuleType, x: Array, pool_h: int, pool_w: int, stride: int, pad: int
                ) -> tuple[Array, Callable[[Array], Array]] | None:
     """``(out, backward)`` of max pooling over zero-padded windows, or ``None``.
 
-    ``backward(dout)`` returns ``dx``: each gradient goes to the first maximum of its window.
+    The maximum is an element-wise ``maximum`` of the window's strided slices (one per
+    offset, read in place), and each window's gradient goes to the first offset that holds
+    it, as on the portable path (found with boolean operations, no ``where``). NaN
+    propagates to the output here (the portable path keeps a window's first value when a
+    later one is NaN); finite inputs give the portable path's bits. ``backward(dout)``
+    returns ``dx``.
     """
     if not _applies(xp, x):
         return None
     n, c, h, w = x.shape
     oh, ow = (h + 2 * pad - pool_h) // stride + 1, (w + 2 * pad - pool_w) // stride + 1
     img = _padded(xp, x, pad)
-    k = pool_h * pool_w
-    win = _windows(xp, img, pool_h, pool_w, stride, oh, ow, "nchw").reshape(n, c, oh, ow, k)
-    arg = xp.argmax(win, axis=-1)  # the first maximum, as the portable path's strict >
-    out = xp.take_along_axis(win, arg[..., None], axis=-1)[..., 0]
+    h_end, w_end = stride * (oh - 1) + 1, stride * (ow - 1) + 1
+    offsets = [(y, x_) for y in range(pool_h) for x_ in range(pool_w)]
+    pieces = [img[:, :, y:y + h_end:stride, x_:x_ + w_end:stride] for y, x_ in offsets]
+    out = pieces[0].copy()
+    for piece in pieces[1:]:
+        xp.maximum(out, piece, out=out)
+    hits = []  # hits[k]: windows whose first maximum is at offset k
+    free = None  # windows whose maximum has not been met yet
+    for piece in pieces:
+        equal = piece == out
+        hits.append(equal if free is None else equal & free)
+        free = ~equal if free is None else free & ~equal
     padded_shape = tuple(img.shape)
+    tiles = (pool_h == stride and pool_w == stride and padded_shape[2] == oh * pool_h
+             and padded_shape[3] == ow * pool_w)
 
     def backward(dout: Array) -> Array:
-        pieces = xp.zeros((n * c * oh * ow, k), dtype=dout.dtype)
-        pieces[xp.arange(n * c * oh * ow), arg.reshape(-1)] = dout.reshape(-1)
-        pieces = pieces.reshape(n, c, oh, ow, pool_h, pool_w)
-        return _crop(_fold(xp, pieces, padded_shape, stride), pad, h, w)
+        # every pixel read by exactly one window when they tile the image: plain writes
+        dimg = (xp.empty if tiles else xp.zeros)(padded_shape, dtype=dout.dtype)
+        for (y, x_), hit in zip(offsets, hits):
+            target = (slice(None), slice(None), slice(y, y + h_end, stride),
+                      slice(x_, x_ + w_end, stride))
+            if tiles:
+                dimg[target] = _keep(xp, hit, dout)
+            else:
+                dimg[target] += _keep(xp, hit, dout)
+        return _crop(dimg, pad, h, w)
 
     return out, backward
