@@ -455,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{title} step, batch {args.batch}, {args.dtype}, {args.rounds} rounds; {where}; "
           f"torch threads {_torch_threads()}; first losses checked"
           + (" (not: dropout)" if has_dropout else ""))
+    print()
     print(f"| implementation | step (ms) | ratio to {names[0]} |")
     print("|---|---:|---:|")
     for name in names:
