@@ -1,4 +1,4 @@
-"""Time a training step of the book's SimpleConvNet (or DeepConvNet): bp_xp vs the book's code vs PyTorch vs JAX.
+"""Time a training step of the book's conv nets: bp_xp vs the book's code vs PyTorch vs JAX.
 
 Run:  python benchmarks/bench_conv.py [--net simple|deep] [--rounds 5] [--batch 100] [--dtype float32]
       python benchmarks/bench_conv.py --gpu        # where a GPU is: CuPy, torch:cuda, jax:gpu
@@ -163,9 +163,10 @@ class BookAffine:
 class BookDropout:
     def __init__(self, ratio: float) -> None:
         self.ratio = ratio
+        self.rng = np.random.default_rng(0)
 
     def forward(self, x: np.ndarray) -> np.ndarray:
-        self.mask = np.random.rand(*x.shape) > self.ratio
+        self.mask = self.rng.random(x.shape) > self.ratio
         return x * self.mask
 
     def backward(self, dout: np.ndarray) -> np.ndarray:
@@ -405,7 +406,11 @@ def main(argv: list[str] | None = None) -> int:
     has_dropout = any(type(layer).__name__ == "Dropout" for layer in reference.layers.values())
     makers: dict[str, Callable[[], Callable[[], Any]]] = {}
     if not gpu:
-        makers["book (NumPy)"] = lambda: (lambda book=BookNetwork(reference, params): book.step(x, t))
+        def book_step() -> Callable[[], Any]:
+            book = BookNetwork(reference, params)
+            return lambda: book.step(x, t)
+
+        makers["book (NumPy)"] = book_step
         for spec in ("numpy", "torch:cpu"):
             makers[f"bp_xp {spec}"] = lambda spec=spec: bp_xp_step(args.net, spec, params, args.dtype, x, t)
             makers[f"bp_xp {spec} (portable)"] = lambda spec=spec: bp_xp_step(
@@ -430,6 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     expected = float(bp_xp.to_numpy(make_net(args.net, "numpy", "float64").loss(
         x.astype(np.float64), t))) if not has_dropout else None
     impls: dict[str, Callable[[], Any]] = {}
+    mismatches: list[str] = []
     for name, make in makers.items():
         try:
             impls[name] = make()
@@ -440,7 +446,10 @@ def main(argv: list[str] | None = None) -> int:
             continue
         got = float(first if isinstance(first, float) else bp_xp.to_numpy(first))
         if expected is not None and abs(got - expected) > 1e-4 * abs(expected) + 1e-6:
-            raise SystemExit(f"{name}: first loss {got} differs from bp_xp on NumPy's {expected}")
+            # reported, not fatal: on a GPU, TF32 convolutions (cuDNN's default) move float32
+            # losses by about 1e-3, and a one-shot GPU run should still time every row
+            mismatches.append(f"{name}: first loss {got:.7g} differs from bp_xp on NumPy's "
+                              f"{expected:.7g} (relative {abs(got - expected) / abs(expected):.1e})")
 
     names = list(impls)
     times: dict[str, list[float]] = {n: [] for n in names}
@@ -461,6 +470,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         ratio = statistics.median(a / b for a, b in zip(times[name], base))
         print(f"| {name} | {statistics.median(times[name]) * 1e3:.2f} | {ratio:.2f} |")
+    for line in mismatches:
+        print(f"\n**check failed**: {line}")
     pairs = [p for p in PAIRS if p[0] in times and p[1] in times]
     if pairs:
         print()
@@ -469,8 +480,9 @@ def main(argv: list[str] | None = None) -> int:
         for row, peer, target in pairs:
             ratios = sorted(a / b for a, b in zip(times[row], times[peer]))
             q = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else [ratios[0]] * 3
-            print(f"| {row} | {peer} | **{statistics.median(ratios):.2f}** ({q[0]:.2f}-{q[2]:.2f}) | {target} |")
-    return 0
+            middle = statistics.median(ratios)
+            print(f"| {row} | {peer} | **{middle:.2f}** ({q[0]:.2f}-{q[2]:.2f}) | {target} |")
+    return 1 if mismatches else 0
 
 
 def _gpu_name() -> str:

@@ -99,7 +99,9 @@ class Runner:
         self.log.append(f"$ {shown}   (budget {left:.0f} s)")
         print(f"[gpu_check] {shown}  (budget {left:.0f} s)", file=sys.stderr, flush=True)
         start = time.monotonic()
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        # JAX would take 75 % of the GPU's memory in every process that imports it
+        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", "XLA_PYTHON_CLIENT_PREALLOCATE": "false",
+                    **(env or {})}
         try:
             done = subprocess.run(command, cwd=ROOT, env=full_env, capture_output=True, text=True,
                                   timeout=left)
@@ -206,7 +208,8 @@ def part_conv(run: Runner, gpu: bool, quick: bool) -> Part:
         part.seconds += seconds
         part.status = _verdict(status) if part.status in ("not run", "passed") else part.status
         body = [line for line in output.splitlines()
-                if not line.strip() or line.startswith(("|", "SimpleConvNet", "DeepConvNet", "skipping"))]
+                if not line.strip() or line.startswith(("|", "SimpleConvNet", "DeepConvNet", "skipping",
+                                                        "**check failed**"))]
         part.markdown += [*body, "", f"`{' '.join(command[1:])}`: **{_verdict(status)}** in "
                                      f"{seconds:.0f} s.", ""]
         if status not in (0, None):
