@@ -3,10 +3,10 @@
 Both libraries can view an image batch as its windows without copying (``as_strided``
 with the image's own strides), so the ``(N*OH*OW, C*FH*FW)`` matrix of a convolution is
 built by *one* copy of that view, where the portable ``im2col`` stacks ``FH*FW`` strided
-slices and then transposes the stack (two copies and ``FH*FW`` calls). Max pooling takes
-``argmax`` over the window axis of the same view (the first maximum wins, as the
-portable path's strictly-greater comparisons do) and gathers with it; its backward
-scatters each gradient to that one pixel.
+slices and then transposes the stack (two copies and ``FH*FW`` calls). Max pooling is
+an element-wise ``maximum`` of the window's strided slices; the first offset holding a
+window's maximum (the portable path's strictly-greater comparisons pick the same one) is
+found with boolean operations, and the backward sends each gradient to that one pixel.
 
 The functions take the array module (``numpy`` or ``cupy``) as their first argument, so
 the one implementation serves both backend files, and the NumPy tests exercise the code

@@ -103,22 +103,39 @@ def synchronize(device: Any, arrays: Sequence[Any]) -> None:
 # --------------------------------------------------------------------------------------
 
 
+def _on_device_of(x: Any, run: Any) -> Any:
+    """Run ``run()`` (a kernel) with ``x``'s GPU current, and its backward too: CuPy
+    allocates on the current device, which need not be the one ``x`` lives on."""
+    with x.device:
+        result = run()
+    if result is None:
+        return None
+    out, backward = result
+    device = x.device
+
+    def on_device(*args: Any) -> Any:
+        with device:
+            return backward(*args)
+
+    return out, on_device
+
+
 def conv2d(x: Any, W: Any, b: Any, stride: int, pad: int) -> Any:
     """Convolution by one copy of a strided window view (see :mod:`bp_xp.backends._strided`)."""
     import cupy
 
     from . import _strided
 
-    return _strided.conv2d(cupy, x, W, b, stride, pad)
+    return _on_device_of(x, lambda: _strided.conv2d(cupy, x, W, b, stride, pad))
 
 
 def max_pool2d(x: Any, pool_h: int, pool_w: int, stride: int, pad: int) -> Any:
-    """Max pooling by ``argmax`` over a strided window view (see :mod:`bp_xp.backends._strided`)."""
+    """Max pooling by strided slices (see :mod:`bp_xp.backends._strided`)."""
     import cupy
 
     from . import _strided
 
-    return _strided.max_pool2d(cupy, x, pool_h, pool_w, stride, pad)
+    return _on_device_of(x, lambda: _strided.max_pool2d(cupy, x, pool_h, pool_w, stride, pad))
 
 
 #: The fast kernels of this backend, by the name :mod:`bp_xp.backends` dispatches on.

@@ -117,7 +117,7 @@ def conv2d(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, pad: int) -
 
 
 def max_pool2d(x: np.ndarray, pool_h: int, pool_w: int, stride: int, pad: int) -> Any:
-    """Max pooling by ``argmax`` over a strided window view (see :mod:`bp_xp.backends._strided`)."""
+    """Max pooling by strided slices (see :mod:`bp_xp.backends._strided`)."""
     from . import _strided
 
     return _strided.max_pool2d(np, x, pool_h, pool_w, stride, pad)
