@@ -52,16 +52,16 @@ class SoftmaxWithLoss(LossLayer):
         self._fused_backward: Any = None  # set when the backend's fused kernel ran forward
 
     def forward(self, x: Array, t: Array) -> Array:
-        require_array(t, "SoftmaxWithLoss.forward", "t", LABELS_EXPECTED)
-        xp = namespace_of(x, t, names=("x", "t"))
-        if x.ndim != 2:
-            raise ValueError(f"SoftmaxWithLoss expects logits of shape (N, C), got {tuple(x.shape)}")
-        fused = _fused_softmax_loss(xp, x, t, "SoftmaxWithLoss.forward")  # a backend kernel, if any
+        fused = _fused_softmax_loss(x, t, "SoftmaxWithLoss.forward")  # a backend kernel, if any
         if fused is not None:
             self.loss, self.y, self._fused_backward = fused
             self.t, self._hits, self._nan_rows = t, None, None
             return self.loss
         self._fused_backward = None
+        require_array(t, "SoftmaxWithLoss.forward", "t", LABELS_EXPECTED)
+        xp = namespace_of(x, t, names=("x", "t"))
+        if x.ndim != 2:
+            raise ValueError(f"SoftmaxWithLoss expects logits of shape (N, C), got {tuple(x.shape)}")
         # log-sum-exp once: the shifted exponentials give both log-probabilities and y
         shifted = x - xp.max(x, axis=-1, keepdims=True)
         e = xp.exp(shifted)
