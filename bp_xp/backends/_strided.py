@@ -1,9 +1,10 @@
 """Convolution and max pooling by strided windows: the fast kernels of NumPy and CuPy.
 
 Both libraries can view an image batch as its windows without copying (``as_strided``
-with the image's own strides), so the ``(N*OH*OW, C*FH*FW)`` matrix of a convolution is
-built by *one* copy of that view, where the portable ``im2col`` stacks ``FH*FW`` strided
-slices and then transposes the stack (two copies and ``FH*FW`` calls). Max pooling is
+with the image's own strides), so the unrolled matrix of a convolution is built by *one*
+copy of that view (transposed, ``(C*FH*FW, N*OH*OW)``, so that the copy reads memory in
+order), where the portable ``im2col`` stacks ``FH*FW`` strided slices and then transposes
+the stack (two copies and ``FH*FW`` calls). Max pooling is
 an element-wise ``maximum`` of the window's strided slices; the first offset holding a
 window's maximum (the portable path's strictly-greater comparisons pick the same one) is
 found with boolean operations, and the backward sends each gradient to that one pixel.
@@ -74,7 +75,11 @@ def conv2d(xp: ModuleType, x: Array, W: Array, b: Array, stride: int, pad: int
            ) -> tuple[Array, Callable[[Array, bool], tuple[Array | None, Array, Array]]] | None:
     """``(out, backward)`` of a convolution, or ``None`` where these arrays are not handled.
 
-    ``backward(dout, need_dx)`` returns ``(dx or None, dW, db)``.
+    The unrolled windows are built *transposed*, as one ``(C*FH*FW, N*OH*OW)`` copy of the
+    strided view ``(C, FH, FW, N, OH, OW)`` of the padded image: its innermost axis walks
+    along image rows, so the copy reads memory in order (the book's row layout
+    ``(N*OH*OW, C*FH*FW)`` would read ``FW`` elements at a time). The products are then
+    ``W @ col`` and its transposes. ``backward(dout, need_dx)`` returns ``(dx or None, dW, db)``.
     """
     if not _applies(xp, x, W, b):
         return None
@@ -82,19 +87,22 @@ def conv2d(xp: ModuleType, x: Array, W: Array, b: Array, stride: int, pad: int
     fn, _, fh, fw = W.shape
     oh, ow = (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1
     img = _padded(xp, x, pad)
-    # one copy of the strided view: the rows of the book's im2col matrix, in its order
-    col = _windows(xp, img, fh, fw, stride, oh, ow, "nhwc").reshape(n * oh * ow, c * fh * fw)
-    col_W = W.reshape(fn, c * fh * fw).T
-    out = (col @ col_W + b).reshape(n, oh, ow, fn).transpose(0, 3, 1, 2)
+    sn, sc, sh, sw = img.strides
+    view = xp.lib.stride_tricks.as_strided(
+        img, shape=(c, fh, fw, n, oh, ow), strides=(sc, sh, sw, sn, sh * stride, sw * stride))
+    col = view.reshape(c * fh * fw, n * oh * ow)  # one copy
+    W_mat = W.reshape(fn, c * fh * fw)
+    out = (W_mat @ col).reshape(fn, n, oh, ow) + b.reshape(fn, 1, 1, 1)
+    out = out.transpose(1, 0, 2, 3)
     padded_shape = tuple(img.shape)
 
     def backward(dout: Array, need_dx: bool) -> tuple[Array | None, Array, Array]:
-        d = dout.transpose(0, 2, 3, 1).reshape(n * oh * ow, fn)
-        db = d.sum(axis=0)
-        dW = (d.T @ col).reshape(fn, c, fh, fw)
+        d = dout.transpose(1, 0, 2, 3).reshape(fn, n * oh * ow)
+        db = d.sum(axis=1)
+        dW = (d @ col.T).reshape(fn, c, fh, fw)
         if not need_dx:
             return None, dW, db
-        dcol = (d @ col_W.T).reshape(n, oh, ow, c, fh, fw).transpose(0, 3, 1, 2, 4, 5)
+        dcol = (W_mat.T @ d).reshape(c, fh, fw, n, oh, ow).transpose(3, 0, 4, 5, 1, 2)
         return _crop(_fold(xp, dcol, padded_shape, stride), pad, h, w), dW, db
 
     return out, backward
