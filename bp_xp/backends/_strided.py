@@ -9,9 +9,10 @@ an element-wise ``maximum`` of the window's strided slices; the first offset hol
 window's maximum (the portable path's strictly-greater comparisons pick the same one) is
 found with boolean operations, and the backward sends each gradient to that one pixel.
 
-The functions take the array module (``numpy`` or ``cupy``) as their first argument, so
-the one implementation serves both backend files, and the NumPy tests exercise the code
-that CuPy runs. Output sizes are floored, as in the book and PyTorch: with a stride that
+The functions take the array module (``numpy`` or ``cupy``; ``torch`` for pooling on the
+CPU, where it beats PyTorch's own ``max_pool2d``) as their first argument, so the one
+implementation serves several backend files, and the NumPy tests exercise the code that
+CuPy runs. Output sizes are floored, as in the book and PyTorch: with a stride that
 does not divide ``H + 2 pad - FH``, the last rows of the padded input are not read and
 get a zero gradient. Inputs the kernels do not handle (not float32/float64, mixed dtypes)
 make them return ``None``: the portable path answers.
@@ -34,6 +35,8 @@ def _applies(xp: ModuleType, *arrays: Array) -> bool:
 def _padded(xp: ModuleType, x: Array, pad: int) -> Array:
     if not pad:
         return x
+    if xp.__name__ == "torch":
+        return xp.nn.functional.pad(x, (pad, pad, pad, pad))
     return xp.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad)))
 
 
@@ -111,6 +114,12 @@ def conv2d(xp: ModuleType, x: Array, W: Array, b: Array, stride: int, pad: int
 def _keep(xp: ModuleType, mask: Array, x: Array) -> Array:
     """``where(mask, x, +0.0)`` by ANDing ``x``'s bits with all-ones/all-zeros (NumPy's
     ``where`` is branchy and slow on random masks; see ``bp_xp.backends.zero_where``)."""
+    if xp.__name__ == "torch":  # the same on CPU tensors (two's complement: -1 is all ones)
+        integer = xp.int32 if x.dtype == xp.float32 else xp.int64
+        bits = mask.to(integer)
+        bits.neg_()
+        bits &= x.view(integer)
+        return bits.view(x.dtype)
     if xp.__name__ != "numpy":
         return xp.where(mask, x, xp.zeros((), dtype=x.dtype))
     uint = xp.uint32 if x.dtype == xp.float32 else xp.uint64
@@ -139,8 +148,8 @@ def max_pool2d(xp: ModuleType, x: Array, pool_h: int, pool_w: int, stride: int, 
     h_end, w_end = stride * (oh - 1) + 1, stride * (ow - 1) + 1
     offsets = [(y, x_) for y in range(pool_h) for x_ in range(pool_w)]
     pieces = [img[:, :, y:y + h_end:stride, x_:x_ + w_end:stride] for y, x_ in offsets]
-    out = pieces[0].copy()
-    for piece in pieces[1:]:
+    out = xp.maximum(pieces[0], pieces[1]) if len(pieces) > 1 else pieces[0] * 1  # a new array
+    for piece in pieces[2:]:
         xp.maximum(out, piece, out=out)
     hits = []  # hits[k]: windows whose first maximum is at offset k
     free = None  # windows whose maximum has not been met yet
