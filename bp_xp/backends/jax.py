@@ -167,5 +167,7 @@ def max_pool2d(x: Any, pool_h: int, pool_w: int, stride: int, pad: int) -> Any:
     return out, lambda dout: pullback(dout)[0]
 
 
-#: The fast kernels of this backend, by the name :mod:`bp_xp.backends` dispatches on.
-KERNELS = {"conv2d": conv2d, "max_pool2d": max_pool2d}
+# Registered into this file's fast-kernel table, by the name :mod:`bp_xp.backends` dispatches
+# on: the ``KERNELS`` dict where the file has one (updated in place, so that whatever holds it
+# sees these too), else a new one.
+globals().setdefault("KERNELS", {}).update({"conv2d": conv2d, "max_pool2d": max_pool2d})
