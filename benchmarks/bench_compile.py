@@ -58,12 +58,12 @@ class PortableLossRunner(BpXpCompiledRunner):
     def step(self) -> None:
         import bp_xp.layers.loss as loss_module
 
-        fused = loss_module._fused_softmax_loss
-        loss_module._fused_softmax_loss = lambda *args: None
+        fused = loss_module._fused_loss
+        loss_module._fused_loss = lambda *args: None
         try:
             super().step()
         finally:
-            loss_module._fused_softmax_loss = fused
+            loss_module._fused_loss = fused
 
 
 def implementations() -> list[Implementation]:
