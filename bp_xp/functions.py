@@ -314,7 +314,7 @@ def _checked_label_info(xp: Any, t: Array, num_classes: int) -> Any:
 # --------------------------------------------------------------------------------------
 
 
-def _fused_softmax_loss(x: Array, t: Array, where: str) -> Any:
+def fused_softmax_loss(x: Array, t: Array, where: str) -> Any:
     """``(loss, y, backward)`` by the backend's fused kernel for integer labels, or ``None``.
 
     Called first, before any check: ``None`` for anything but logits ``(N, C)`` and labels

@@ -39,6 +39,7 @@ import numpy as np
 
 from ._errors import BackendError, BackendMismatchError, BackendUnavailableError, DTypeError
 from ._namespace import _NAMESPACE_BY_TYPE, FAST_KERNELS, namespace_of
+from ._native import conv2d, max_pool2d, softmax_cross_entropy_labels
 
 __all__ = [
     "BACKEND_NAMES",
@@ -51,13 +52,16 @@ __all__ = [
     "available_backends",
     "backend_info",
     "backend_of",
+    "conv2d",
     "dtype_name",
     "float_dtype",
     "fast_kernel",
     "installed_hint",
+    "max_pool2d",
     "module_of",
     "namespace_of",
     "resolve_backend",
+    "softmax_cross_entropy_labels",
     "subtract_scaled",
     "to_device",
     "to_numpy",
@@ -575,9 +579,3 @@ def zero_where(mask: Any, x: Any, xp: ModuleType | None = None) -> Any:
     if xp is None:
         xp = namespace_of(mask, x, names=("mask", "x"))
     return xp.where(mask, 0, x)
-
-
-# Native kernels for convolution, pooling and the loss (issue 22): see _native.py.
-from ._native import conv2d, max_pool2d, softmax_cross_entropy_labels  # noqa: E402
-
-__all__ += ["conv2d", "max_pool2d", "softmax_cross_entropy_labels"]

@@ -167,7 +167,10 @@ def max_pool2d(x: Any, pool_h: int, pool_w: int, stride: int, pad: int) -> Any:
     return out, lambda dout: pullback(dout)[0]
 
 
-# Registered into this file's fast-kernel table, by the name :mod:`bp_xp.backends` dispatches
-# on: the ``KERNELS`` dict where the file has one (updated in place, so that whatever holds it
-# sees these too), else a new one.
-globals().setdefault("KERNELS", {}).update({"conv2d": conv2d, "max_pool2d": max_pool2d})
+# Registered in place into this file's fast-kernel table: the dict its ``KERNELS`` names or,
+# where the file declares its backend as a ``SPEC``, that spec's ``kernels`` (never replaced,
+# so that whatever already holds the table sees these kernels too).
+_TABLE: dict[str, Any] = (globals()["SPEC"].kernels if "SPEC" in globals()
+                          else globals().setdefault("KERNELS", {}))
+_TABLE.update({"conv2d": conv2d, "max_pool2d": max_pool2d})
+KERNELS = _TABLE

@@ -123,4 +123,10 @@ def max_pool2d(x: np.ndarray, pool_h: int, pool_w: int, stride: int, pad: int) -
     return _strided.max_pool2d(np, x, pool_h, pool_w, stride, pad)
 
 
-KERNELS.update({"conv2d": conv2d, "max_pool2d": max_pool2d})
+# Registered in place into this file's fast-kernel table: the dict its ``KERNELS`` names or,
+# where the file declares its backend as a ``SPEC``, that spec's ``kernels`` (never replaced,
+# so that whatever already holds the table sees these kernels too).
+_TABLE: dict[str, Any] = (globals()["SPEC"].kernels if "SPEC" in globals()
+                          else globals().setdefault("KERNELS", {}))
+_TABLE.update({"conv2d": conv2d, "max_pool2d": max_pool2d})
+KERNELS = _TABLE

@@ -261,5 +261,11 @@ def softmax_cross_entropy_labels(x: Any, t: Any) -> Any:
     return loss, y, backward
 
 
-KERNELS.update({"conv2d": conv2d, "max_pool2d": max_pool2d,
-                "softmax_cross_entropy_labels": softmax_cross_entropy_labels})
+# Registered in place into this file's fast-kernel table: the dict its ``KERNELS`` names or,
+# where the file declares its backend as a ``SPEC``, that spec's ``kernels`` (never replaced,
+# so that whatever already holds the table sees these kernels too).
+_TABLE: dict[str, Any] = (globals()["SPEC"].kernels if "SPEC" in globals()
+                          else globals().setdefault("KERNELS", {}))
+_TABLE.update({"conv2d": conv2d, "max_pool2d": max_pool2d,
+               "softmax_cross_entropy_labels": softmax_cross_entropy_labels})
+KERNELS = _TABLE

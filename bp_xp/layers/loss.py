@@ -7,7 +7,7 @@ from typing import Any
 from .._checks import require_array
 from ..backends import namespace_of
 from ..functions import LABELS_EXPECTED, _label_hits, _nll_with_hits
-from ..functions import _fused_softmax_loss as _fused_loss  # issue 22's fused kernel
+from ..functions import fused_softmax_loss as _fused_loss  # issue 22's fused kernel
 from ._checks import SCALARS, require_forward
 from .base import LossLayer
 
