@@ -19,6 +19,7 @@ from .backends import (
     BackendError,
     BackendMismatchError,
     BackendUnavailableError,
+    DTypeError,
     available_backends,
     backend_info,
     backend_of,
@@ -27,7 +28,7 @@ from .backends import (
     to_device,
     to_numpy,
 )
-from .compile import CompiledStep, compile_step
+from .compile import CompiledStep, UntraceableError, compile_step
 from .convnet import SimpleConvNet
 from .debug import LabelError, checking, debug_checks
 from .gradient import gradient_check, numerical_gradient, relative_error
@@ -68,6 +69,7 @@ __all__ = [
     "BackendMismatchError",
     "BackendUnavailableError",
     "CompiledStep",
+    "DTypeError",
     "MulLayer",
     "MultiLayerNet",
     "LabelError",
@@ -79,6 +81,7 @@ __all__ = [
     "SimpleConvNet",
     "SoftmaxWithLoss",
     "TwoLayerNet",
+    "UntraceableError",
     "available_backends",
     "backend_info",
     "backend_of",

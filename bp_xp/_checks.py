@@ -10,11 +10,49 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np  # host-side only: NumPy integers are integers too
+
 from .backends import BackendMismatchError, dtype_name, namespace_of
 
-__all__ = ["check_like", "describe_array", "require_array", "same_kind"]
+__all__ = ["check_integer", "check_like", "describe_array", "is_integer", "require_array",
+           "same_kind"]
 
 Array = Any
+
+
+def is_integer(value: Any) -> bool:
+    """Whether ``value`` is an integer bp_xp accepts as a count or a size.
+
+    Python and NumPy integers; not ``bool`` (Python counts it as an int), not ``2.0``.
+    """
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
+def check_integer(value: Any, name: str, *, low: int = 1, where: str = "") -> int:
+    """The one rule for integer arguments (sizes, strides, counts): ``value`` as an ``int``.
+
+    Raises ``TypeError`` for a non-integer and ``ValueError`` below ``low``, both worded
+    ``"{where}: {name} must be an integer >= {low}, got {value!r}"``.
+
+    Examples
+    --------
+    >>> check_integer(np.int64(3), "stride")
+    3
+    >>> check_integer(0, "stride", where="Pooling")
+    Traceback (most recent call last):
+    ...
+    ValueError: Pooling: stride must be an integer >= 1, got 0
+    >>> check_integer(2.0, "pad", low=0)
+    Traceback (most recent call last):
+    ...
+    TypeError: pad must be an integer >= 0, got 2.0
+    """
+    message = f"{where + ': ' if where else ''}{name} must be an integer >= {low}, got {value!r}"
+    if not is_integer(value):
+        raise TypeError(message)
+    if value < low:
+        raise ValueError(message)
+    return int(value)
 
 
 def describe_array(x: Array) -> str:

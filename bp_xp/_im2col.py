@@ -24,6 +24,7 @@ from typing import Any
 import array_api_extra as xpx
 from array_api_compat import device as _device
 
+from ._checks import check_integer
 from .backends import namespace_of
 
 __all__ = ["col2im", "conv_output_size", "im2col"]  # and, for the layers: output_hw, windows, fold
@@ -50,8 +51,7 @@ def conv_output_size(input_size: int, filter_size: int, stride: int = 1, pad: in
     ValueError: im2col: stride 2 does not divide the input height 6 + 2*0 padding - filter 3 = 3; ...
     """
     for name, value, low in (("stride", stride, 1), ("pad", pad, 0), ("filter size", filter_size, 1)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < low:
-            raise ValueError(f"{what}: {name} must be an integer >= {low}, got {value!r}")
+        check_integer(value, name, low=low, where=what)
     padded = input_size + 2 * pad
     if filter_size > padded:
         raise ValueError(

@@ -40,8 +40,9 @@ import numpy as np  # host-side only: the file holds NumPy arrays
 
 from ._atomic import atomic_write
 from .backends import Backend, dtype_name, resolve_backend, to_numpy
-from .layers import Affine, Relu, Sigmoid, SoftmaxWithLoss
+from .layers import Affine, SoftmaxWithLoss
 from .layers.base import Layer
+from .nets import activation_class
 from .optim import OPTIMIZERS, Optimizer
 from .sequential import Sequential, network_class, rebuild_layer
 
@@ -495,10 +496,11 @@ def _network_from_v1(archive: _Archive, meta: dict[str, Any]) -> dict[str, Any]:
     if (len(sizes) < 2 or (arch["class"] == "TwoLayerNet" and len(sizes) != 3)
             or not all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in sizes)):
         raise archive.error(f"cannot rebuild {arch['class']} from {arch}: layer sizes {sizes}")
-    activation = {"relu": Relu, "sigmoid": Sigmoid}.get(arch["activation"])
-    if activation is None:
+    try:
+        activation = activation_class(arch["activation"])
+    except ValueError:
         raise archive.error(f"cannot rebuild {arch['class']} from {arch}: activation "
-                            f"{arch['activation']!r}")
+                            f"{arch['activation']!r}") from None
     layers: list[dict[str, Any]] = []
     renames: dict[str, str] = {}
     for i in range(1, len(sizes)):

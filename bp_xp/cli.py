@@ -375,10 +375,10 @@ def _with_available_backends(exc: ValueError) -> str:
 
 
 def _enable_jax_float64(backend: str) -> None:
-    if str(backend).strip().startswith("jax"):
-        import jax
+    """Switch float64 on where the backend needs a switch (JAX), before it makes arrays."""
+    from .backends import enable_float64
 
-        jax.config.update("jax_enable_x64", True)
+    enable_float64(backend)
 
 
 def _require_writable_directory(flag: str, path: str | None) -> None:

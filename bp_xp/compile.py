@@ -3,9 +3,10 @@
 :func:`compile_step` turns a network and an optimizer into ``step(x, t) -> loss``. What
 "compiled" means depends on the backend the network lives on:
 
-* **JAX**: the layers' own ``forward``/``backward`` and the optimizer's rule are traced
-  once under ``jax.jit``; parameters, optimizer state and layer state go in, new ones come
-  out (their old buffers donated, so XLA updates them in place). There is no second
+* **JAX** (any backend whose spec has ``compile_function``): the layers' own
+  ``forward``/``backward`` and the optimizer's rule are traced once under ``jax.jit``;
+  parameters, optimizer state and layer state go in, new ones come out (their old
+  buffers donated, so XLA updates them in place). There is no second
   implementation of any layer: the tracer flows through the same Array API code that runs
   eagerly. A new trace happens only when the batch's shape or dtype changes (the last batch
   of an epoch, a new dataset), never per step.
@@ -24,9 +25,9 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-from .backends import BackendMismatchError
+from .backends import BackendMismatchError, namespace_of
 
-__all__ = ["CompiledStep", "compile_step", "train_step", "untraceable_layers"]
+__all__ = ["CompiledStep", "UntraceableError", "compile_step", "train_step", "untraceable_layers"]
 
 Array = Any
 
@@ -82,42 +83,44 @@ class CompiledStep:
                 f"optimizer={self.optimizer!r})")
 
 
-class _JaxStep(CompiledStep):
-    """The step traced once under ``jax.jit``, with parameters and state carried through.
+class _TracedStep(CompiledStep):
+    """The step traced once by the backend's compiler, parameters and state carried through.
 
-    Per call, the Python around the compiled computation is what separates it from a
-    hand-written ``jax.jit`` step on a small network, so the structure is worked out once
-    and cached: parameters, optimizer state and layer state go in as flat tuples in a fixed
-    order (tuples flatten faster than dicts, which JAX sorts by key), and the step count
-    lives on the device, incremented inside the computation (no host-to-device copy of a
-    Python int per call). The cache is rebuilt when the structure changes (a parameter or
-    a state array added or removed, ``load_state_dict`` of the optimizer).
+    The backend's spec says how to compile (``BackendSpec.compile_function``: ``jax.jit``
+    for JAX); this class makes the step a pure function of flat tuples of arrays and keeps
+    the network and the optimizer up to date around it. Per call, the Python around the
+    compiled computation is what separates it from a hand-written ``jax.jit`` step on a
+    small network, so the structure is worked out once and cached: parameters, optimizer
+    state and layer state go in as flat tuples in a fixed order (tuples flatten faster than
+    dicts, which JAX sorts by key), and the step count lives on the network's device,
+    incremented inside the computation (no host-to-device copy of a Python int per call).
+    The cache is rebuilt when the structure changes (a parameter or a state array added or
+    removed, ``load_state_dict`` of the optimizer, a hyperparameter changed).
     """
 
-    kind = "jax.jit"
-
-    def __init__(self, network: Any, optimizer: Any, donate: bool) -> None:
-        import jax
-
+    def __init__(self, network: Any, optimizer: Any, spec: Any, donate: bool) -> None:
         super().__init__(network, optimizer)
-        self._array_type = jax.Array
-        self._jnp = jax.numpy
-        self._slots = network.params.slots
+        self.kind = spec.compiled_kind
+        self._spec = spec
+        self._trace_errors = spec.trace_errors()
+        self._owners = network.params.owners
         self._layers = [*network.layers.values(), network.last_layer]
+        self._names = {id(layer): name for name, layer in
+                       {**network.layers, "loss": network.last_layer}.items()}
         self._structure: tuple[Any, ...] | None = None
+        self._hyperparameters: dict[str, float] | None = None
         self._step_array: Array | None = None
         self._step_value = -1
         # Parameters, optimizer state, layer state and the step count are replaced by the
-        # step's outputs, so XLA may write the new values into their buffers. x and t stay
-        # the caller's.
-        self._jit = jax.jit
+        # step's outputs, so the compiler may write the new values into their buffers. x and
+        # t stay the caller's.
         self._donate = (0, 1, 2, 3) if donate else ()
-        self._jitted: Any = None
+        self._compiled: Any = None
 
     def _build_structure(self) -> tuple[Any, ...]:
         """``(param keys, their (layer, name), state slots, ((layer, name) of layer state))``."""
-        keys = tuple(self._slots)
-        owners = tuple(self._slots[key] for key in keys)
+        keys = tuple(self._owners)
+        owners = tuple(self._owners[key] for key in keys)
         state_owners = tuple((layer, name) for layer in self._layers for name in layer.state)
         return keys, owners, tuple(self.optimizer.slots), state_owners
 
@@ -126,7 +129,7 @@ class _JaxStep(CompiledStep):
                 step: Array, x: Array, t: Array) -> tuple[Array, tuple[Array, ...],
                                                           tuple[tuple[Array, ...], ...],
                                                           tuple[Array, ...], Array]:
-        # Runs only while JAX traces: once per distinct input signature and structure.
+        # Runs only while the compiler traces: once per distinct input signature and structure.
         self.trace_count += 1
         keys, owners, slots, state_owners = structure
         saved = [_snapshot(layer) for layer in self._layers]
@@ -144,7 +147,7 @@ class _JaxStep(CompiledStep):
                 _restore(layer, snapshot)
         named = dict(zip(keys, params))
         state = {slot: dict(zip(keys, arrays)) for slot, arrays in zip(slots, opt_state)}
-        _check_optimizer_state(self.optimizer, named, grads, state)
+        self.optimizer.validate_step(named, grads, state)
         step = step + 1
         new_params, new_state = self.optimizer.functional_update(named, grads, state, step)
         return (loss, tuple(new_params[key] for key in keys),
@@ -153,29 +156,31 @@ class _JaxStep(CompiledStep):
 
     def _current_structure(self) -> tuple[Any, ...]:
         structure = self._structure
-        if structure is not None:
+        hyperparameters = self.optimizer.hyperparameters
+        if structure is not None and hyperparameters == self._hyperparameters:
             keys, _, slots, state_owners = structure
             # Cheap checks that the cached structure still describes the network: the same
             # parameters and the same number of layer state arrays.
-            if (len(self._slots) == len(keys)
+            if (len(self._owners) == len(keys)
                     and sum(len(layer.state) for layer in self._layers) == len(state_owners)
                     and all(name in layer.state for layer, name in state_owners)):
                 return structure
         new = self._build_structure()
-        if new != structure:
-            # One jitted function per structure, closed over it (a static argument would be
-            # hashed on every call).
-            self._jitted = self._jit(functools.partial(self._traced, new),
-                                     donate_argnums=self._donate)
-        self._structure = new
+        if new != structure or hyperparameters != self._hyperparameters:
+            # One compiled function per structure and hyperparameters (the rule reads them as
+            # Python floats, so they are constants of the trace), closed over the structure (a
+            # static argument would be hashed on every call).
+            self._compiled = self._spec.compile_function(functools.partial(self._traced, new),
+                                                         self._donate)
+        self._structure, self._hyperparameters = new, hyperparameters
         return new
 
     def __call__(self, x: Array, t: Array) -> Array:
-        array_type = self._array_type
-        if not (isinstance(x, array_type) and isinstance(t, array_type)):
+        spec = self._spec
+        if not (spec.is_array(x) and spec.is_array(t)):
             raise BackendMismatchError(
                 f"compile_step: the network lives on {self.network.backend}, so x and t must be "
-                f"JAX arrays, got {type(x).__module__}.{type(x).__qualname__} and "
+                f"{spec.name} arrays, got {type(x).__module__}.{type(x).__qualname__} and "
                 f"{type(t).__module__}.{type(t).__qualname__}; move them with "
                 f"bp_xp.to_device(array, {str(self.network.backend)!r})"
             )
@@ -183,31 +188,85 @@ class _JaxStep(CompiledStep):
         structure = self._current_structure()
         keys, owners, slots, state_owners = structure
         params = tuple(layer.params[name] for layer, name in owners)
-        held = optimizer._state
+        held = optimizer.state
         try:
             if any(len(held[slot]) != len(keys) for slot in slots):
                 raise KeyError(keys)
             opt_state = tuple(tuple(held[slot][key] for key in keys) for slot in slots)
         except KeyError:  # the first step, or state for other parameters: the slow path
             named = dict(zip(keys, params))
-            held = optimizer.initial_state(named)  # zeros for parameters it has not seen
-            _check_optimizer_state(optimizer, named, named, held)  # refuses stale state
-            opt_state = tuple(tuple(held[slot][key] for key in keys) for slot in slots)
+            fresh = optimizer.initial_state(named)  # zeros for parameters it has not seen
+            optimizer.validate_step(named, named, fresh)  # refuses stale state
+            opt_state = tuple(tuple(fresh[slot][key] for key in keys) for slot in slots)
         layer_state = tuple(layer.state[name] for layer, name in state_owners)
-        if self._step_value != optimizer._step:  # first call, or the optimizer was reloaded
-            self._step_array = self._jnp.asarray(optimizer._step, dtype=self._jnp.int32)
-        loss, new_params, new_opt_state, new_layer_state, self._step_array = self._jitted(
-            params, opt_state, layer_state, self._step_array, x, t)
+        if self._step_value != optimizer.step_count:  # first call, or the optimizer was reloaded
+            # On the network's own device, not the library's default one.
+            self._step_array = self.network.backend.asarray(optimizer.step_count, dtype="int32")
+        result = None
+        try:
+            result = self._compiled(params, opt_state, layer_state, self._step_array, x, t)
+        except self._trace_errors as exc:
+            raise UntraceableError(_untraceable_message(exc, self._names)) from exc
+        except ValueError:
+            # The compiler's own words for an input on another device: say it as bp_xp does.
+            if params:
+                namespace_of(params[0], x, t, names=(f"params[{keys[0]!r}]", "x", "t"))
+            raise
+        finally:
+            if result is not None:
+                # The old parameter buffers were donated: the new arrays must be installed even
+                # when an exception (KeyboardInterrupt) arrives in the middle of installing.
+                try:
+                    self._install(result, structure)
+                except BaseException:
+                    self._install(result, structure)
+                    raise
+        return result[0]
+
+    def _install(self, result: tuple[Any, ...], structure: tuple[Any, ...]) -> None:
+        """Put a step's outputs into the network and the optimizer (idempotent)."""
+        _, new_params, new_opt_state, new_layer_state, step_array = result
+        keys, owners, slots, state_owners = structure
         for (layer, name), value in zip(owners, new_params):
             layer.params[name] = value
         for (layer, name), value in zip(state_owners, new_layer_state):
             layer.state[name] = value
-        # The optimizer's own bookkeeping, as update() does it.
-        optimizer._state = {slot: dict(zip(keys, arrays))
-                            for slot, arrays in zip(slots, new_opt_state)}
-        optimizer._step += 1
-        self._step_value = optimizer._step
-        return loss
+        if self._step_array is not step_array:  # the optimizer's bookkeeping, as update() does
+            self.optimizer.commit_step({slot: dict(zip(keys, arrays))
+                                        for slot, arrays in zip(slots, new_opt_state)})
+            self._step_array = step_array
+            self._step_value = self.optimizer.step_count
+
+
+class UntraceableError(TypeError):
+    """A layer read an array's value while a compiled step was being traced.
+
+    ``float(x)``, ``bool(x)``, ``if x > 0:`` or a host copy inside ``forward``/``backward``
+    cannot run under a tracer (``jax.jit``): the value is not known until the compiled step
+    runs. Make the layer traceable (array operations only), or declare
+    ``traceable = False`` on its class so that ``Trainer(compile="auto")`` uses the eager
+    step for networks that contain it.
+    """
+
+    __module__ = "bp_xp"
+
+
+def _untraceable_message(exc: BaseException, names: dict[int, str]) -> str:
+    """Name the layer whose code was running when tracing failed (the innermost one)."""
+    culprit = None
+    tb = exc.__traceback__
+    while tb is not None:
+        owner = tb.tb_frame.f_locals.get("self")
+        if id(owner) in names:
+            culprit = owner
+        tb = tb.tb_next
+    who = ("a layer" if culprit is None else
+           f"layer {names[id(culprit)]!r} ({type(culprit).__module__}.{type(culprit).__qualname__})")
+    return (f"compile_step: {who} reads an array's value while the step is traced "
+            f"({type(exc).__name__}), which a compiled step cannot do (no float(), bool(), "
+            "Python if or host copies on arrays inside forward/backward). Write it with array "
+            "operations only, or set `traceable = False` on the layer class so "
+            "Trainer(compile='auto') uses the eager step; compile=False does so for any network")
 
 
 def compile_step(network: Any, optimizer: Any, *, donate: bool = True) -> CompiledStep:
@@ -250,7 +309,14 @@ def compile_step(network: Any, optimizer: Any, *, donate: bool = True) -> Compil
     A layer that draws random numbers on the host in ``forward`` (a dropout mask from a
     NumPy generator) would have its draw frozen into the trace; such layers say so
     (``Layer.traceable = False``) and ``compile_step`` refuses them on JAX with a
-    ``ValueError`` (``Trainer(compile="auto")`` then uses the eager step).
+    ``ValueError`` (``Trainer(compile="auto")`` then uses the eager step). A layer that
+    reads an array's value (``float(x)``, ``if x > 0``) cannot be traced either: the first
+    call raises :class:`UntraceableError` naming it.
+
+    A change of the optimizer's hyperparameters (``load_state_dict`` restoring another
+    ``lr``) reaches the next call: the step is traced again for the new values. The new
+    parameters are installed even when an exception (``KeyboardInterrupt``) arrives while
+    they are being installed, so the network never holds donated (deleted) buffers.
 
     Examples
     --------
@@ -268,18 +334,20 @@ def compile_step(network: Any, optimizer: Any, *, donate: bool = True) -> Compil
     if backend is None or not callable(getattr(network, "loss_and_gradient", None)):
         raise TypeError(f"compile_step needs a bp_xp network (with loss_and_gradient and "
                         f"backend), got {type(network).__name__}")
-    if not callable(getattr(optimizer, "functional_update", None)):
+    if not all(callable(getattr(optimizer, member, None))
+               for member in ("functional_update", "validate_step", "commit_step")):
         raise TypeError(f"compile_step needs a bp_xp.optim optimizer, got "
                         f"{type(optimizer).__name__}")
-    if backend.name == "jax":
+    spec = backend.spec
+    if spec.compile_function is not None:
         frozen = untraceable_layers(network)
         if frozen:
             raise ValueError(
                 f"compile_step: layer(s) {', '.join(frozen)} do host work in every call (e.g. a "
-                "new random mask) that a jax.jit trace would freeze into one replayed value; "
-                "train this network with the eager step (Trainer(compile=False))"
+                f"new random mask) that a {spec.compiled_kind} trace would freeze into one "
+                "replayed value; train this network with the eager step (Trainer(compile=False))"
             )
-        return _JaxStep(network, optimizer, donate=bool(donate))
+        return _TracedStep(network, optimizer, spec, donate=bool(donate))
     return CompiledStep(network, optimizer)
 
 
@@ -310,12 +378,3 @@ def _restore(layer: Any, snapshot: tuple[dict[str, Any], dict[str, Array], dict[
     for held, saved in ((layer.params, params), (layer.grads, grads), (layer.state, state)):
         held.clear()
         held.update(saved)
-
-
-def _check_optimizer_state(optimizer: Any, params: dict[str, Array], grads: dict[str, Array],
-                           opt_state: dict[str, dict[str, Array]]) -> None:
-    """The optimizer's validation of :meth:`update`, at trace time, on the traced arrays."""
-    probe = type(optimizer)(**optimizer.hyperparameters)
-    probe._state = opt_state
-    probe._check(params, grads)
-

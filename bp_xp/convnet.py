@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np  # host-side only: the seeded generator for initial weights
 
+from ._checks import check_integer, is_integer
 from ._im2col import conv_output_size
-from .backends import resolve_backend
+from .backends import dtype_name, resolve_backend
 from .layers import Affine, Convolution, Pooling, Relu, SoftmaxWithLoss
 from .sequential import Sequential
 
@@ -44,6 +45,8 @@ class SimpleConvNet(Sequential):
         (``"float32"`` by default), and the seed of the host generator the initial
         weights are drawn from (so every backend starts from the same numbers).
 
+    Notes
+    -----
     The pooling layer is the book's 2x2 max pooling with stride 2, so the
     convolution's output height and width must be even.
 
@@ -119,14 +122,14 @@ class SimpleConvNet(Sequential):
         fs = cp["filter_size"]
         return (f"SimpleConvNet({c}x{h}x{w} -> conv {cp['filter_num']}x{fs}x{fs} -> "
                 f"{s['hidden_size']} -> {s['output_size']}, backend={self.backend}, "
-                f"dtype={str(getattr(self.dtype, 'name', self.dtype)).rsplit('.', 1)[-1]})")
+                f"dtype={dtype_name(self.dtype)})")
 
 
 def _checked_shape(input_dim: Any, conv_param: Any, hidden_size: Any,
                    output_size: Any) -> dict[str, Any]:
     """The network's sizes, checked, with the book's defaults filled into ``conv_param``."""
     dims = tuple(input_dim) if isinstance(input_dim, (list, tuple)) else ()
-    if len(dims) != 3 or not all(_is_int(d) and d >= 1 for d in dims):
+    if len(dims) != 3 or not all(is_integer(d) and d >= 1 for d in dims):
         raise ValueError(f"SimpleConvNet: input_dim must be (channels, height, width) of "
                          f"positive integers, got {input_dim!r}")
     given = dict(conv_param or {})
@@ -136,12 +139,9 @@ def _checked_shape(input_dim: Any, conv_param: Any, hidden_size: Any,
                          f"{sorted(CONV_PARAM)}")
     cp = {**CONV_PARAM, **given}
     for key, low in (("filter_num", 1), ("filter_size", 1), ("stride", 1), ("pad", 0)):
-        if not _is_int(cp[key]) or cp[key] < low:
-            raise ValueError(f"SimpleConvNet: conv_param[{key!r}] must be an integer >= {low}, "
-                             f"got {cp[key]!r}")
+        check_integer(cp[key], f"conv_param[{key!r}]", low=low, where="SimpleConvNet")
     for name, value in (("hidden_size", hidden_size), ("output_size", output_size)):
-        if not _is_int(value) or value < 1:
-            raise ValueError(f"SimpleConvNet: {name} must be a positive integer, got {value!r}")
+        check_integer(value, name, where="SimpleConvNet")
     shape = {"input_dim": tuple(int(d) for d in dims), "conv_param": {k: int(v) for k, v in cp.items()},
              "hidden_size": int(hidden_size), "output_size": int(output_size)}
     _pool_output_size(shape)  # refuse sizes the convolution or the pooling cannot take
@@ -159,7 +159,3 @@ def _pool_output_size(shape: dict[str, Any]) -> int:
         sizes.append(conv_output_size(conv, 2, 2, 0, what="SimpleConvNet's 2x2 pooling",
                                       axis=axis))
     return cp["filter_num"] * sizes[0] * sizes[1]
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)

@@ -37,6 +37,8 @@ from typing import Any
 
 import numpy as np  # host-side only: the checks run on a host copy of the labels
 
+from .backends import is_tracer, to_numpy
+
 __all__ = ["LabelError", "checking", "debug_checks"]
 
 _ENABLED: contextvars.ContextVar[bool] = contextvars.ContextVar(
@@ -83,21 +85,13 @@ def checking(enabled: bool = True) -> Iterator[None]:
         _ENABLED.reset(token)
 
 
-def _traced(x: Any) -> bool:
-    """Whether ``x`` is a JAX tracer (inside ``jax.jit``), whose values cannot be read."""
-    kind = type(x)
-    return kind.__module__.startswith("jax") and kind.__name__.endswith("Tracer")
-
-
 def check_labels(t: Any, num_classes: int, where: str) -> None:
     """With debug checks on, raise :class:`LabelError` for labels outside ``[0, num_classes)``.
 
     Off (the default) this costs one context-variable read and reads nothing back.
     """
-    if not _ENABLED.get() or _traced(t):
+    if not _ENABLED.get() or is_tracer(t):
         return
-    from .backends import to_numpy  # here, not at import: bp_xp.backends imports much
-
     host = np.asarray(to_numpy(t))
     bad = (host < 0) | (host >= num_classes)
     if bad.any():

@@ -28,7 +28,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .backends import BackendError, to_numpy
+from ._checks import check_integer
+from .backends import BackendError, get_spec, settle, spec_of, to_numpy
+from .backends import dask as dask_backend
+from .compile import train_step as eager_step
 
 __all__ = ["StepLostError", "evaluate", "materialize", "shard", "train_step"]
 
@@ -46,13 +49,17 @@ class StepLostError(RuntimeError):
     """
 
 
-def _dask():
+def _require_dask() -> None:
+    """Refuse to run without Dask, with the install hint."""
     try:
-        import dask
-        import dask.array as da
-    except ImportError as exc:  # pragma: no cover - exercised only without dask
-        raise BackendError('bp_xp.distributed needs dask: pip install "bp_xp[dask]"') from exc
-    return dask, da
+        dask_backend.parse_device(None)  # imports dask.array, or explains how to install it
+    except BackendError as exc:
+        raise BackendError(f'bp_xp.distributed needs dask: pip install "bp_xp[dask]" ({exc})') from exc
+
+
+def _is_lazy(x: Any) -> bool:
+    spec = spec_of(x)
+    return spec is not None and spec.settle is not None
 
 
 def shard(x: Any, rows_per_chunk: int | None = None, *, chunks: int | None = None,
@@ -88,7 +95,7 @@ def shard(x: Any, rows_per_chunk: int | None = None, *, chunks: int | None = Non
     >>> shard(np.zeros((10, 3)), chunks=4).chunks
     ((3, 3, 3, 1), (3,))
     """
-    dask, da = _dask()
+    _require_dask()
     host = to_numpy(x)
     if dtype is not None:
         host = host.astype(dtype)
@@ -96,29 +103,9 @@ def shard(x: Any, rows_per_chunk: int | None = None, *, chunks: int | None = Non
     if rows_per_chunk is None:
         if chunks is None:
             raise ValueError("shard needs rows_per_chunk or chunks")
-        if chunks < 1:
-            raise ValueError(f"chunks must be >= 1, got {chunks}")
-        rows_per_chunk = max(1, math.ceil(n / chunks))
-    if rows_per_chunk < 1:
-        raise ValueError(f"rows_per_chunk must be >= 1, got {rows_per_chunk}")
-    # One task per chunk holding its own rows (inline_array): the task, kept by the
-    # scheduler, is what lets it rebuild a chunk lost with its worker.
-    array = da.from_array(host.copy(), chunks=(rows_per_chunk, *host.shape[1:]),
-                          inline_array=True)
-    if not persist:
-        return array
-    # The data is meant to travel in the graph, once: no "large graph" warning for it.
-    with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1 PiB"}):
-        return array.persist()
-
-
-def _held(host: Any, like: Array) -> Array:
-    """``host`` as a Dask array chunked like ``like``, its data in the graph itself.
-
-    Such an array depends on no worker: any worker can rebuild it from the graph.
-    """
-    _, da = _dask()
-    return da.from_array(host, chunks=like.chunks, name=False, inline_array=True)
+        rows_per_chunk = max(1, math.ceil(n / check_integer(chunks, "chunks", where="shard")))
+    check_integer(rows_per_chunk, "rows_per_chunk", where="shard")
+    return dask_backend.shard_rows(host, rows_per_chunk, persist)
 
 
 def materialize(net: Any, optimizer: Any = None) -> None:
@@ -133,40 +120,36 @@ def materialize(net: Any, optimizer: Any = None) -> None:
     ``state_dict`` / ``load_state_dict``.
 
     Nothing is replaced unless every array was computed: on an error the parameters and
-    state are the lazy arrays they were. On other backends this does nothing.
+    state are the lazy arrays they were. Arrays of backends that compute eagerly are left
+    as they are, so on a network with no Dask array this does nothing, and it needs no
+    Dask installed then.
+
+    Examples
+    --------
+    >>> import numpy as np, bp_xp
+    >>> from bp_xp.distributed import materialize
+    >>> net = bp_xp.TwoLayerNet(4, 5, 3, seed=0)  # NumPy: nothing lazy to settle
+    >>> w = net.params["W1"]
+    >>> materialize(net)
+    >>> net.params["W1"] is w
+    True
     """
-    dask, da = _dask()
-    keys = [k for k in net.params if isinstance(net.params[k], da.Array)]
+    keys = [k for k in net.params if _is_lazy(net.params[k])]
     state: dict[str, Any] = {"state": {}}
     if optimizer is not None and hasattr(optimizer, "state_dict"):
         state = optimizer.state_dict()
     slots = [(slot, key) for slot, arrays in state["state"].items() for key in arrays
-             if isinstance(arrays[key], da.Array)]
+             if _is_lazy(arrays[key])]
     if not keys and not slots:
         return
     lazy = [net.params[k] for k in keys] + [state["state"][s][k] for s, k in slots]
-    values = dask.compute(*lazy)  # blocks until done; raises if the cluster lost the step
-    held = [_held(value, like) for value, like in zip(values, lazy)]
+    held = settle(lazy)  # blocks until done; raises if the cluster lost the step
     for key, value in zip(keys, held[:len(keys)]):
         net.params[key] = value
     if slots:
         for (slot, key), value in zip(slots, held[len(keys):]):
             state["state"][slot][key] = value
         optimizer.load_state_dict(state)
-
-
-def _lost_step_errors() -> tuple[type[BaseException], ...]:
-    """The errors by which a distributed computation says it lost workers or data."""
-    from concurrent.futures import CancelledError
-
-    errors: list[type[BaseException]] = [CancelledError, OSError, TimeoutError]
-    try:
-        from distributed.scheduler import KilledWorker
-    except ImportError:  # pragma: no cover - dask without distributed
-        pass
-    else:
-        errors.append(KilledWorker)
-    return tuple(errors)
 
 
 def train_step(net: Any, optimizer: Any, x: Array, t: Array) -> Array:
@@ -186,19 +169,17 @@ def train_step(net: Any, optimizer: Any, x: Array, t: Array) -> Array:
     until you call ``float(loss)`` or ``dask.compute(loss)``, so log it only every few
     steps (computing it then re-runs that step's forward pass).
     """
-    from .train import train_step as step
-
     before_params = dict(net.params)
     before_state = optimizer.state_dict() if hasattr(optimizer, "state_dict") else None
     try:
-        loss = step(net, optimizer, x, t)
+        loss = eager_step(net, optimizer, x, t)
         materialize(net, optimizer)
     except BaseException as exc:
         for key, value in before_params.items():
             net.params[key] = value
         if before_state is not None:
             optimizer.load_state_dict(before_state)
-        if isinstance(exc, _lost_step_errors()):
+        if isinstance(exc, dask_backend.lost_step_errors()):
             raise StepLostError(
                 f"bp_xp.distributed.train_step: the step was lost ({type(exc).__name__}: "
                 f"{exc}); the parameters and optimizer state are those of before the step, "
@@ -214,7 +195,7 @@ def evaluate(net: Any, x: Array, t: Array) -> float:
     Each chunk is predicted where it lives and only per-chunk counts travel, so the data
     set can be far larger than any one worker's memory.
     """
-    dask, da = _dask()
-    if not isinstance(x, da.Array):
+    _require_dask()
+    if spec_of(x) is not get_spec(dask_backend.NAME):
         raise TypeError(f"evaluate expects Dask arrays, got {type(x).__qualname__}; use net.accuracy")
-    return float(dask.compute(net.accuracy(x, t))[0])
+    return float(dask_backend.compute(net.accuracy(x, t))[0])

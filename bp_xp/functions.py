@@ -213,12 +213,12 @@ LABELS_EXPECTED = "an array of integer labels (N,) or target rows (N, C) on the 
 
 def _mean_nll(xp: Any, logp: Array, t: Array, where: str) -> Array:
     """Mean over the batch of ``-sum(t * logp)``, for target rows or integer ``t``."""
-    hits, nan_rows = _label_hits(xp, logp, t, where)
-    return _nll_with_hits(xp, logp, t, hits, nan_rows)
+    hits, nan_rows = label_hits(xp, logp, t, where)
+    return nll_with_hits(xp, logp, t, hits, nan_rows)
 
 
-def _label_hits(xp: Any, logp: Array, t: Array,
-                where: str) -> tuple[Array | None, Array | None]:
+def label_hits(xp: Any, logp: Array, t: Array,
+               where: str) -> tuple[Array | None, Array | None]:
     """Validate labels ``t`` against ``logp``; for integer labels, their boolean one-hot
     ``hits`` and ``nan_rows``, of shape ``t.shape + (1,)`` in ``logp``'s dtype: 0 for a
     label in range, NaN for one out of range (``None`` when the dtype cannot hold one).
@@ -260,9 +260,9 @@ def _label_hits(xp: Any, logp: Array, t: Array,
     )
 
 
-def _nll_with_hits(xp: Any, logp: Array, t: Array, hits: Array | None,
+def nll_with_hits(xp: Any, logp: Array, t: Array, hits: Array | None,
                    nan_rows: Array | None) -> Array:
-    """``_mean_nll`` once :func:`_label_hits` has checked ``t``; one reduction, no row sums.
+    """``_mean_nll`` once :func:`label_hits` has checked ``t``; one reduction, no row sums.
 
     A row with a label out of range contributes NaN (``nan_rows``) instead of nothing.
     """

@@ -21,17 +21,35 @@ from .backends import Backend, dtype_name, namespace_of, resolve_backend
 from .layers import Affine, BatchNormalization, Dropout, Layer, Relu, Sigmoid, SoftmaxWithLoss
 from .sequential import Sequential
 
-__all__ = ["MultiLayerNet", "TwoLayerNet"]
+__all__ = ["ACTIVATIONS", "MultiLayerNet", "TwoLayerNet", "activation_class"]
 
 Array = Any
-_ACTIVATIONS = {"relu": Relu, "sigmoid": Sigmoid}
+#: The activations of the fully connected networks, by class. Each names itself:
+#: ``activation="relu"`` is :class:`~bp_xp.layers.Relu` (its class name, lowercased) and its
+#: layers are ``Relu1``, ``Relu2``...; checkpoints rebuild from the same table. A new
+#: activation is one more class here.
+ACTIVATIONS: tuple[type[Layer], ...] = (Relu, Sigmoid)
+
+
+def activation_class(name: str) -> type[Layer]:
+    """The class of ``MultiLayerNet(activation=name)``: the one whose lowercased name is ``name``.
+
+    Examples
+    --------
+    >>> activation_class("sigmoid").__name__
+    'Sigmoid'
+    """
+    for cls in ACTIVATIONS:
+        if cls.__name__.lower() == name:
+            return cls
+    raise ValueError(f"activation must be one of {sorted(c.__name__.lower() for c in ACTIVATIONS)}, "
+                     f"got {name!r}")
 
 
 def _fully_connected(sizes: Sequence[int], std: Any, activation: str, rng: np.random.Generator,
                      backend: Backend, dtype: Any) -> dict[str, Layer]:
     """The book's stack: Affine, activation, ..., Affine, with weights from ``rng``."""
-    if activation not in _ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}, got {activation!r}")
+    kind = activation_class(activation)
     layers: dict[str, Layer] = {}
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
         scale = _init_scale(std, fan_in, activation)
@@ -39,8 +57,7 @@ def _fully_connected(sizes: Sequence[int], std: Any, activation: str, rng: np.ra
         b = backend.asarray(np.zeros(fan_out), dtype=dtype)
         layers[f"Affine{i}"] = Affine(W, b)
         if i < len(sizes) - 1:
-            name = "Relu" if activation == "relu" else "Sigmoid"
-            layers[f"{name}{i}"] = _ACTIVATIONS[activation]()
+            layers[f"{kind.__name__}{i}"] = kind()
     return layers
 
 

@@ -35,6 +35,7 @@ from __future__ import annotations
 import math
 import numbers
 from collections.abc import Mapping, MutableMapping
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 from ._checks import check_like, same_kind
@@ -163,7 +164,7 @@ class Optimizer:
             # `_check` has validated every gradient and state array against its parameter and
             # the rule keeps shape, dtype and device, so the layer's own entry is replaced
             # directly instead of through Params' per-array checks (a few us per parameter).
-            for key, (owner, name) in params._slots.items():
+            for key, (owner, name) in params.owners.items():
                 owner.params[name] = new_params[key]
         else:
             for key, value in new_params.items():
@@ -270,6 +271,43 @@ class Optimizer:
             return
         check_like(param, other, where=f"{type(self).__name__}.update", ref_name=param_name,
                    value_name=other_name, hint=hint)
+
+    # -- public seams for steps run outside update() -----------------------------------
+    # bp_xp.compile_step (a traced step) and bp_xp.distributed (a step undone on failure)
+    # run functional_update themselves; these members are what they need, so neither
+    # reads this class's private attributes.
+
+    @property
+    def state(self) -> Mapping[str, Mapping[str, Array]]:
+        """The per-parameter state, ``{slot: {key: array}}``: read-only views, no copies.
+
+        Empty mappings for parameters not yet seen (see :meth:`initial_state`).
+        """
+        return MappingProxyType({slot: MappingProxyType(arrays)
+                                 for slot, arrays in self._state.items()})
+
+    def validate_step(self, params: Mapping[str, Array], grads: Mapping[str, Array],
+                      state: Mapping[str, Mapping[str, Array]] | None = None) -> None:
+        """Raise what :meth:`update` would raise for this step, changing nothing.
+
+        ``state`` (default: the optimizer's own) is checked in place of the optimizer's
+        state, so a compiled step can validate the arrays it is about to trace.
+        """
+        if state is None:
+            self._check(params, grads)
+            return
+        probe = type(self)(**self._hyperparameters)
+        probe._state = {slot: dict(state[slot]) for slot in self.slots}
+        probe._check(params, grads)
+
+    def commit_step(self, state: Mapping[str, Mapping[str, Array]]) -> None:
+        """Record a step computed outside :meth:`update`: keep ``state``, count the step.
+
+        ``state`` is the new state :meth:`functional_update` returned for the step, whose
+        new parameters the caller has installed.
+        """
+        self._state = {slot: dict(state[slot]) for slot in self.slots}
+        self._step += 1
 
     # -- saving, restoring, moving ------------------------------------------------------
 

@@ -15,7 +15,8 @@ was: an array, of the same shape, dtype, backend and device.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator, Mapping, MutableMapping
+from types import MappingProxyType
 from typing import Any
 
 from ._checks import check_like, same_kind
@@ -29,7 +30,7 @@ class Params(MutableMapping):
 
     Parameters
     ----------
-    slots : dict
+    owners : dict
         ``{key: (layer, name)}``, e.g. ``{"W1": (affine1, "W")}``: ``params["W1"]`` is
         ``affine1.params["W"]``.
 
@@ -45,20 +46,34 @@ class Params(MutableMapping):
     6.0
     """
 
-    def __init__(self, slots: dict[str, tuple[Any, str]]) -> None:
-        self._slots = dict(slots)
+    def __init__(self, owners: Mapping[str, tuple[Any, str]]) -> None:
+        self._owners = dict(owners)
+
+    @property
+    def owners(self) -> Mapping[str, tuple[Any, str]]:
+        """``{key: (layer, name)}``: which layer owns each parameter, under which name.
+
+        A read-only view, in the order of the keys. Code that must replace many
+        parameters at once after validating them itself (an optimizer's commit, a
+        compiled step) writes ``layer.params[name]`` directly through it.
+        """
+        return MappingProxyType(self._owners)
 
     @property
     def slots(self) -> dict[str, tuple[Any, str]]:
-        """``{key: (layer, name)}``: which layer owns each parameter, under which name (a copy)."""
-        return dict(self._slots)
+        """The older name of :attr:`owners` (a copy), kept for existing code.
+
+        ``slots`` also names an optimizer's state arrays (:attr:`bp_xp.optim.Optimizer.slots`);
+        prefer :attr:`owners` here.
+        """
+        return dict(self._owners)
 
     def __getitem__(self, key: str) -> Any:
-        owner, name = self._slot(key)
+        owner, name = self._owner(key)
         return owner.params[name]
 
     def __setitem__(self, key: str, value: Any) -> None:
-        owner, name = self._slot(key)
+        owner, name = self._owner(key)
         old = owner.params[name]
         if value is old:  # the in-place path: `params[k] -= g` hands back the same array
             return
@@ -75,19 +90,19 @@ class Params(MutableMapping):
         raise TypeError("a network's parameters cannot be removed")
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._slots)
+        return iter(self._owners)
 
     def __len__(self) -> int:
-        return len(self._slots)
+        return len(self._owners)
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{k!r}: {self[k].dtype}{tuple(self[k].shape)}" for k in self)
         return f"Params({{{inner}}})"
 
-    def _slot(self, key: str) -> tuple[Any, str]:
+    def _owner(self, key: str) -> tuple[Any, str]:
         try:
-            return self._slots[key]
+            return self._owners[key]
         except KeyError:
             raise KeyError(
-                f"unknown parameter {key!r}; this network has {', '.join(self._slots)}"
+                f"unknown parameter {key!r}; this network has {', '.join(self._owners)}"
             ) from None

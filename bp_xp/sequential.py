@@ -110,10 +110,10 @@ class Sequential:
         self.last_layer = loss
         self.weight_decay_lambda = lam
         self.params = Params(_param_slots(named))
-        arrays = [layer.params[name] for layer, name in self.params.slots.values()]
+        arrays = [layer.params[name] for layer, name in self.params.owners.values()]
         if arrays:
             namespace_of(*arrays, names=list(self.params))
-            dtypes = {str(a.dtype) for a in arrays}
+            dtypes = {dtype_name(a.dtype) for a in arrays}
             if len(dtypes) != 1:
                 raise TypeError(f"the parameters of a network must share one dtype, got "
                                 f"{', '.join(sorted(dtypes))}")
@@ -132,7 +132,7 @@ class Sequential:
         # (key, layer, name) of each parameter.
         self._backward_order = tuple(reversed(named.values()))
         self._slot_items = tuple((key, layer, name)
-                                 for key, (layer, name) in self.params.slots.items())
+                                 for key, (layer, name) in self.params.owners.items())
         first = next(iter(named.values()), None)
         self._first_skips_dx = first is not None and accepts_keyword(first.backward, "need_dx")
 

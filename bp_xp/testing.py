@@ -6,7 +6,9 @@ Add one line to your ``conftest.py``::
 
 and any test that asks for the ``xb`` fixture runs once per backend case (numpy, a
 read-only numpy, array_api_strict on three devices, torch CPU/CUDA, jax CPU/GPU, dask
-with two chunks, cupy); a test that also asks for ``dtype`` runs once per float dtype the
+with two chunks, cupy, and two rows that stand in for a GPU on the CPU: JAX on its second
+CPU device, ``jax:cpu:1``, and PyTorch's ``meta`` device, whose tensors hold no values and
+which only tests marked ``no_values`` use); a test that also asks for ``dtype`` runs once per float dtype the
 case's device has. Backends that are not installed, or have no device here, are skipped
 with the reason. Set ``BP_XP_REQUIRE=cupy,torch`` (backend names, or ``all``) to turn
 such a skip into a failure, so that a GPU machine cannot skip CuPy silently.
@@ -14,8 +16,12 @@ such a skip into a failure, so that a GPU machine cannot skip CuPy silently.
 The test header lists every case with whether it runs here (and why not), and the end of
 the run counts passed/failed/skipped tests per case.
 
-When the session starts (``pytest_configure``, not at import) the plugin enables JAX's
-float64 (``jax_enable_x64``) if JAX is installed, so that the float64 rows run on JAX too.
+When the session starts (``pytest_configure``, not at import) the plugin switches float64
+on where a backend needs a switch (JAX's ``jax_enable_x64``), so that the float64 rows run
+on JAX too, and asks XLA for two CPU devices (see :func:`pytest_configure`).
+
+A backend registered outside bp_xp (:func:`bp_xp.backends.register_backend`) joins the
+matrix with :func:`add_case`.
 
 Inside a test, ``xb.asarray(host, dtype)`` moves host data onto the case's backend,
 ``xb.to_numpy`` brings it back, and ``xb.assert_close(actual, expected, dtype)`` compares
@@ -40,9 +46,17 @@ import numpy as np
 import pytest
 from array_api_extra import testing as xpx_testing
 
-from .backends import Backend, BackendUnavailableError, dtype_name, resolve_backend, to_numpy
+from .backends import (
+    Backend,
+    BackendUnavailableError,
+    backend_names,
+    dtype_name,
+    get_spec,
+    resolve_backend,
+    to_numpy,
+)
 
-__all__ = ["CASES", "Case", "XB", "TOLERANCES"]
+__all__ = ["CASES", "Case", "XB", "TOLERANCES", "XLA_TWO_CPUS", "add_case", "cases"]
 
 #: ``(rtol, atol)`` used by :meth:`XB.assert_close` for each dtype.
 TOLERANCES: dict[str, tuple[float, float]] = {
@@ -71,7 +85,15 @@ class Case:
     #: task graph): its tests carry the ``slow`` marker, so ``pytest -m "not slow"`` is a quick
     #: everyday lane over the other rows, and a plain ``pytest`` still runs them all.
     slow: bool = False
+    #: The device holds values. ``False`` for PyTorch's ``meta`` device (shapes and dtypes
+    #: only): only tests marked ``@pytest.mark.no_values`` (they never read a value) run there.
+    values: bool = True
+    #: Added to the reason the row is skipped when its backend or device is missing here.
+    hint: str = ""
 
+
+#: What makes JAX's CPU platform offer two devices, so that the ``jax_cpu1`` row can run.
+XLA_TWO_CPUS = "--xla_force_host_platform_device_count=2"
 
 CASES: tuple[Case, ...] = (
     Case("numpy", "numpy", "numpy"),
@@ -81,11 +103,38 @@ CASES: tuple[Case, ...] = (
     Case("strict_no_float64", "array_api_strict:no_float64", "array_api_strict", float64=False),
     Case("torch_cpu", "torch:cpu", "torch"),
     Case("torch_cuda", "torch:cuda", "torch"),
+    Case("torch_meta", "torch:meta", "torch", values=False),
     Case("jax_cpu", "jax:cpu", "jax", slow=True),
+    Case("jax_cpu1", "jax:cpu:1", "jax", slow=True,
+         hint=f"; JAX has a second CPU device only with XLA_FLAGS={XLA_TWO_CPUS} set before jax "
+              "is imported (the bp_xp.testing plugin sets it when XLA_FLAGS names no device "
+              "count and jax is not yet imported)"),
     Case("jax_gpu", "jax:gpu", "jax", slow=True),
     Case("dask", "dask", "dask", slow=True),
     Case("cupy", "cupy", "cupy"),
 )
+
+
+_ADDED: list[Case] = []
+
+
+def add_case(case: Case) -> None:
+    """Add a row to the matrix, for a backend registered outside bp_xp.
+
+    Call it before tests are collected: from a plugin's or a ``conftest.py``'s
+    ``pytest_configure``, next to :func:`bp_xp.backends.register_backend`. See
+    ``docs/backends.md``, "A new backend".
+    """
+    if not isinstance(case, Case):
+        raise TypeError(f"add_case expects a bp_xp.testing.Case, got {type(case).__name__}")
+    if any(c.id == case.id for c in cases()):
+        raise ValueError(f"the matrix already has a row {case.id!r}")
+    _ADDED.append(case)
+
+
+def cases() -> tuple[Case, ...]:
+    """Every row of the matrix: :data:`CASES` and those added with :func:`add_case`."""
+    return CASES + tuple(_ADDED)
 
 
 class XB:
@@ -120,7 +169,7 @@ class XB:
         Dask arrays get two chunks along the first axis where it has two or more rows.
         """
         host = np.asarray(host)
-        if self.case.family == "dask" and host.ndim and host.shape[0] >= 2:
+        if self.backend.spec.chunked and host.ndim and host.shape[0] >= 2:
             chunks = (math.ceil(host.shape[0] / 2), *host.shape[1:])
             return dataclasses.replace(self.backend, chunks=chunks).asarray(host, dtype=dtype)
         out = self.backend.asarray(host, dtype=dtype)
@@ -183,7 +232,7 @@ class XB:
 
 def _required() -> set[str]:
     names = {n.strip() for n in os.environ.get("BP_XP_REQUIRE", "").split(",") if n.strip()}
-    return {c.family for c in CASES} if "all" in names else names
+    return {c.family for c in cases()} if "all" in names else names
 
 
 _RESOLVED: dict[str, Backend | str] = {}
@@ -195,7 +244,7 @@ def _resolve(case: Case) -> Backend | str:
         try:
             _RESOLVED[case.spec] = resolve_backend(case.spec)
         except BackendUnavailableError as exc:
-            _RESOLVED[case.spec] = str(exc)
+            _RESOLVED[case.spec] = str(exc) + case.hint
     return _RESOLVED[case.spec]
 
 
@@ -207,25 +256,41 @@ _CASE_PROPERTY = "bp_xp_case"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Register the ``slow`` marker; enable JAX's float64, so the float64 rows run on JAX too."""
+    """Register the markers; give JAX two CPU devices; switch float64 on where needed (JAX).
+
+    The ``jax_cpu1`` row (``"jax:cpu:1"``) stands in for a GPU: a device that is not the
+    default one, so an array made without naming the device lands elsewhere and is caught.
+    JAX's CPU has that second device only when ``XLA_FLAGS`` asks for it *before jax is
+    imported*, so the plugin adds :data:`XLA_TWO_CPUS` here when ``XLA_FLAGS`` does not
+    mention a device count yet and jax is not imported; otherwise the row is skipped with
+    the reason (each backend whose spec has ``request_host_devices`` is asked). Every
+    installed backend whose spec has ``enable_float64`` gets it, so the
+    float64 rows run there too.
+    """
     config.addinivalue_line("markers", "slow: takes seconds (or runs on a slow matrix row); "
                                        'pytest -m "not slow" leaves it out')
-    if importlib.util.find_spec("jax") is not None:
-        import jax
-
-        jax.config.update("jax_enable_x64", True)
+    config.addinivalue_line("markers", "no_values: reads no array value, so it also runs on the "
+                                       "matrix rows whose device holds none (torch:meta)")
+    for name in backend_names():
+        spec = get_spec(name)
+        if spec is not None and spec.request_host_devices is not None:
+            spec.request_host_devices(2)
+        if spec is not None and spec.enable_float64 is not None \
+                and importlib.util.find_spec(spec.module) is not None:
+            spec.enable_float64()
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
     """One line per matrix case: its backend and device, and whether it runs here or why not."""
     required = _required()
     lines = ["bp_xp test matrix (bp_xp.testing.CASES):"]
-    width = max(len(case.id) for case in CASES)
-    for case in CASES:
+    width = max(len(case.id) for case in cases())
+    for case in cases():
         found = _resolve(case)
         if isinstance(found, str):
             verdict = ("FAILS, required by BP_XP_REQUIRE: " if case.family in required
-                       else "skipped: ") + found.split(" Installed here:")[0]
+                       else "skipped: ") + found.split(" Installed here:")[0] + (
+                           case.hint if found.endswith(case.hint) else "")
         else:
             verdict = f"runs on {found}"
         lines.append(f"  {case.id:<{width}}  {verdict}")
@@ -252,8 +317,8 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if not counts:
         return
     terminalreporter.section("bp_xp matrix: tests per backend case")
-    width = max(len(case.id) for case in CASES)
-    for case in CASES:
+    width = max(len(case.id) for case in cases())
+    for case in cases():
         if case.id in counts:
             tally = ", ".join(f"{n} {outcome}" for outcome, n in counts[case.id].items())
             terminalreporter.write_line(f"{case.id:<{width}}  {tally}")
@@ -263,16 +328,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Parametrize ``xb_case`` (and ``dtype``) over :data:`CASES`."""
     if "xb_case" not in metafunc.fixturenames:
         return
+    valueless = metafunc.definition.get_closest_marker("no_values") is not None
+    rows = [case for case in cases() if case.values or valueless]
     if "dtype" in metafunc.fixturenames:
-        rows = [
+        metafunc.parametrize(("xb_case", "dtype"), [
             pytest.param(case, dtype, id=f"{case.id}-{dtype}", marks=_marks(case))
-            for case in CASES
+            for case in rows
             for dtype in ("float32", "float64")
             if dtype == "float32" or case.float64
-        ]
-        metafunc.parametrize(("xb_case", "dtype"), rows)
+        ])
     else:
-        metafunc.parametrize("xb_case", [pytest.param(c, id=c.id, marks=_marks(c)) for c in CASES])
+        metafunc.parametrize("xb_case", [pytest.param(c, id=c.id, marks=_marks(c)) for c in rows])
 
 
 def _marks(case: Case) -> list[pytest.MarkDecorator]:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np  # host-side only: dataset checks and the seeded minibatch order
 
+from ._checks import check_integer
 from .backends import Backend, BackendUnavailableError, dtype_name, to_numpy
 from .compile import CompiledStep, compile_step, train_step, untraceable_layers
 from .data import validate_dataset
@@ -151,7 +152,7 @@ class Trainer:
                             ("evaluate_every", evaluate_every),
                             ("evaluate_sample_num", evaluate_sample_num)):
             if value is not None or name == "batch_size":
-                _require_positive(name, _require_int(name, value))
+                check_integer(value, name)
         if progress not in (None, True, False):
             raise TypeError(f"progress must be None, True or False, got {progress!r}")
         if compile not in ("auto", True, False):
@@ -312,9 +313,10 @@ class Trainer:
         return total / n
 
     def _settle_lazy_state(self) -> None:
-        # Dask builds one graph across steps; materialise it at each evaluation so that it
-        # stays one epoch long instead of growing (and being recomputed) for the whole run.
-        if self.network.backend.name != "dask":
+        # A lazy backend (Dask) builds one graph across steps; materialise it at each
+        # evaluation so that it stays one epoch long instead of growing (and being
+        # recomputed) for the whole run. Backends that compute eagerly have nothing to settle.
+        if self.network.backend.spec.settle is None:
             return
         from .distributed import materialize
 
@@ -499,18 +501,6 @@ def _make_optimizer(optimizer: Any, params: Mapping[str, Any] | None) -> Any:
     if params:
         raise ValueError("optimizer_params apply to an optimizer given by name, not to an instance")
     return optimizer
-
-
-def _require_int(name: str, value: Any) -> int | np.integer:
-    """``value`` itself, once it is known to be an int (a NumPy integer too)."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    return value
-
-
-def _require_positive(name: str, value: int | np.integer) -> None:
-    if value < 1:
-        raise ValueError(f"{name} must be at least 1, got {value}")
 
 
 def _isatty(stream: Any) -> bool:

@@ -157,9 +157,9 @@ def test_to_numpy_of_a_networks_parameter_cannot_change_the_network(xb):
         np.testing.assert_array_equal(bp_xp.to_numpy(value), before[key])
 
 
-def test_backend_of_and_module_of_name_the_cases_backend(xb):
+def test_backend_of_and_spec_of_name_the_cases_backend(xb):
     arr = xb.asarray([1.0, 2.0], "float32")
-    assert bp_xp.backends.module_of(arr).NAME == xb.backend.name
+    assert bp_xp.backends.spec_of(arr).name == xb.backend.name
     assert str(bp_xp.backend_of(arr)) == str(xb.backend)
     assert bp_xp.resolve_backend(str(xb.backend)).device == xb.device  # the string round trips
 
@@ -290,19 +290,18 @@ def test_install_hints_name_one_command_that_works_from_a_checkout():
                        match=r'install it from a bp_xp checkout with: pip install -e "\.\[torch\]"'):
         require("bp_xp_no_such_module", "torch", "torch")
     for name in bp_xp.BACKEND_NAMES:
-        extra = bp_xp.backends.resolve_backend.__globals__["_MODULES"][name].EXTRA
+        extra = bp_xp.backends.get_spec(name).extra
         assert extra in ("numpy", "test") or extra == name
 
 
-def test_every_backend_file_has_the_whole_contract():
-    required = ("NAME", "ALIASES", "MODULE", "NAMESPACE", "EXTRA", "is_array", "is_namespace",
-                "parse_device", "format_device", "devices", "dtypes", "from_host", "to_host",
-                "synchronize")
+def test_every_backend_file_declares_one_spec_that_is_registered():
+    from bp_xp.backends import BackendSpec, get_spec
+
     for name in bp_xp.BACKEND_NAMES:
-        module = __import__(f"bp_xp.backends.{name}", fromlist=["NAME"])
-        missing = [attr for attr in required if not hasattr(module, attr)]
-        assert not missing, f"bp_xp/backends/{name}.py lacks {missing}"
-        assert module.NAME == name
+        module = __import__(f"bp_xp.backends.{name}", fromlist=["SPEC"])
+        assert isinstance(module.SPEC, BackendSpec), f"bp_xp/backends/{name}.py has no SPEC"
+        assert module.SPEC.name == name and get_spec(name) is module.SPEC
+        assert module.SPEC.kernels is getattr(module, "KERNELS", module.SPEC.kernels)
     from bp_xp.testing import CASES
 
     assert {case.family for case in CASES} == set(bp_xp.BACKEND_NAMES)
@@ -419,14 +418,15 @@ def test_subtract_scaled_is_the_portable_update_within_one_ulp(xb, dtype, rng):
 
 def test_a_fast_kernel_is_used_only_by_the_backend_that_has_it(xb):
     """The portable spelling is the default: only the backend file's ``KERNELS`` replace it."""
-    from bp_xp.backends import fast_kernel, module_of
+    from bp_xp.backends import fast_kernel, spec_of
 
     x = xb.asarray(np.ones((2, 2)), "float32")
     bp_xp.namespace_of(x)  # the kernels are learned with the namespace
-    own = getattr(module_of(x), "KERNELS", {})
+    own = spec_of(x).kernels
     for name in ("zero_where", "subtract_scaled"):
         assert fast_kernel(name, x) is own.get(name), (xb.case.family, name)
-    expected = {"numpy": {"zero_where"}, "torch": {"zero_where", "subtract_scaled"}}
+    expected = {"numpy": {"zero_where"}, "torch": {"zero_where", "subtract_scaled"},
+                "jax": {"zero_where"}}
     native = {"conv2d", "max_pool2d"}  # issue 22's native kernels (tests/test_fast_kernels.py)
     for family, names in {"numpy": native, "torch": native | {"softmax_cross_entropy_labels"},
                           "jax": native, "cupy": native}.items():
@@ -438,8 +438,7 @@ def test_every_kernel_a_backend_lists_has_a_dispatcher():
     from bp_xp import backends
 
     for name in bp_xp.BACKEND_NAMES:
-        module = __import__(f"bp_xp.backends.{name}", fromlist=["NAME"])
-        for kernel in getattr(module, "KERNELS", {}):
+        for kernel in bp_xp.backends.get_spec(name).kernels:
             assert kernel in backends.__all__ and callable(getattr(backends, kernel)), (name, kernel)
 
 

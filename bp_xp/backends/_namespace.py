@@ -5,10 +5,11 @@ every forward and backward, and array_api_compat's lookup costs microseconds) an
 device check, so that ``x`` on one backend or device and ``W`` on another fail *before*
 any compute with an error naming both and the fix.
 
-What the cache learns about a new array type comes from the backend file that owns it
-(:mod:`bp_xp.backends.numpy` etc.): whether all its arrays share one device, whether
-its ``.device`` attribute can be compared directly, and its fast kernels (the
-backend file's ``KERNELS``, dispatched by :mod:`bp_xp.backends`' kernel functions).
+What the cache learns about a new array type comes from the spec of the backend that
+owns it (:class:`~bp_xp.backends.BackendSpec`): whether all its arrays share one device
+(``single_device``), whether its ``.device`` attribute can be compared directly
+(``device_attribute``), and its fast kernels (``kernels``, dispatched by
+:mod:`bp_xp.backends._kernels`).
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from . import numpy as _numpy_backend
-from ._errors import BackendError, BackendMismatchError
+from . import _builtin  # noqa: F401  (the built-in backends are registered before any lookup)
+from . import numpy as numpy_backend
+from ._errors import BackendMismatchError
+from ._registry import on_unregister, spec_of
+from ._spec import BackendSpec
 
-__all__ = ["namespace_of"]
+__all__ = ["FAST_KERNELS", "describe_place", "known_type", "namespace_of"]
 
 _NAMESPACE_BY_TYPE: dict[type, ModuleType] = {}
 # Types whose arrays all sit on one device: no device check needed (NumPy).
@@ -35,8 +39,28 @@ _DEVICE_ATTRIBUTE_TYPES: set[type] = set()
 #: ``None`` where it does not apply; the dispatchers (``bp_xp.backends.zero_where`` ...) then
 #: run the portable spelling.
 FAST_KERNELS: dict[str, dict[type, Callable[..., Any]]] = {
-    name: {np.ndarray: fn} for name, fn in _numpy_backend.KERNELS.items()
+    name: {np.ndarray: fn} for name, fn in numpy_backend.SPEC.kernels.items()
 }
+
+
+def known_type(kind: type) -> bool:
+    """Whether arrays of type ``kind`` have been met (and their backend's kernels learned)."""
+    return kind in _NAMESPACE_BY_TYPE
+
+
+def _forget(spec: BackendSpec) -> None:
+    """Drop what the cache learned about the array types of an unregistered backend."""
+    for kind in [k for k in _NAMESPACE_BY_TYPE if _SPEC_BY_TYPE.get(k) is spec]:
+        del _NAMESPACE_BY_TYPE[kind]
+        _SPEC_BY_TYPE.pop(kind, None)
+        _SINGLE_DEVICE_TYPES.discard(kind)
+        _DEVICE_ATTRIBUTE_TYPES.discard(kind)
+        for table in FAST_KERNELS.values():
+            table.pop(kind, None)
+
+
+_SPEC_BY_TYPE: dict[type, BackendSpec] = {}
+on_unregister(_forget)
 
 
 def namespace_of(*arrays: Any, names: Sequence[str] | None = None) -> ModuleType:
@@ -110,18 +134,17 @@ def _namespace_slow(arrays: Sequence[Any], names: Sequence[str] | None) -> Modul
 
 
 def _learn(kind: type, example: Any, xp: ModuleType) -> None:
-    """Cache what the owning backend file says about arrays of type ``kind``."""
-    from . import module_of  # the registry; imported here to avoid an import cycle
-
-    module = module_of(example)
-    if module is None:
+    """Cache what the owning backend's spec says about arrays of type ``kind``."""
+    spec = spec_of(example)
+    if spec is None:
         return  # an Array API array of a library bp_xp does not know: no cache, always checked
     _NAMESPACE_BY_TYPE[kind] = xp
-    if getattr(module, "SINGLE_DEVICE", False):
+    _SPEC_BY_TYPE[kind] = spec
+    if spec.single_device:
         _SINGLE_DEVICE_TYPES.add(kind)
-    if getattr(module, "DEVICE_ATTRIBUTE", False):
+    if spec.device_attribute:
         _DEVICE_ATTRIBUTE_TYPES.add(kind)
-    for name, fast in getattr(module, "KERNELS", {}).items():
+    for name, fast in spec.kernels.items():
         FAST_KERNELS.setdefault(name, {})[kind] = fast
 
 
@@ -148,14 +171,7 @@ def _suggest(labelled: Sequence[tuple[str, Any]], names: Sequence[str] | None) -
     The target is where most of the arrays are (``W`` and ``b`` against one ``x``); on a
     tie, where the first one is, so callers name the network's own array first.
     """
-    from . import backend_of
-
-    places: list[str | None] = []
-    for _, array in labelled:
-        try:
-            places.append(str(backend_of(array)))
-        except BackendError:
-            places.append(None)
+    places = [describe_place(array) for _, array in labelled]
     known = [p for p in places if p is not None]
     if not known:
         return "bp_xp.to_device(array, backend, device)"
@@ -164,10 +180,21 @@ def _suggest(labelled: Sequence[tuple[str, Any]], names: Sequence[str] | None) -
     return f"bp_xp.to_device({other if names else 'array'}, {target!r})"
 
 
-def _describe(x: Any) -> str:
-    from . import backend_of
+def describe_place(x: Any) -> str | None:
+    """``"torch:cuda:0"``: where array ``x`` lives, as :func:`bp_xp.resolve_backend` reads it.
 
-    try:
-        return f"a {backend_of(x)} array"
-    except BackendError:
+    ``None`` when no registered backend owns ``x``.
+    """
+    spec = spec_of(x)
+    if spec is None:
+        return None
+    device = spec.parse_device(None) if spec.chunked else array_api_compat.device(x)
+    text = spec.format_device(device)
+    return spec.name if text is None else f"{spec.name}:{text}"
+
+
+def _describe(x: Any) -> str:
+    place = describe_place(x)
+    if place is None:
         return f"a {type(x).__module__}.{type(x).__qualname__}"
+    return f"a {place} array"

@@ -6,6 +6,7 @@ import importlib
 from types import ModuleType
 
 from ._errors import BackendUnavailableError
+from ._registry import installed_hint
 
 __all__ = ["install_hint", "require", "split_index"]
 
@@ -36,7 +37,6 @@ def require(module: str, backend: str, extra: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        from . import installed_hint  # the package's registry; imported late to avoid a cycle
 
         raise BackendUnavailableError(
             f"backend {backend!r} is not installed ({exc}); {install_hint(extra)}. {installed_hint()}"

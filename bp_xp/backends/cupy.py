@@ -13,6 +13,8 @@ import array_api_compat
 import numpy as np
 
 from ._errors import BackendUnavailableError
+from ._registry import installed_hint
+from ._spec import BackendSpec
 from ._util import require, split_index
 
 NAME = "cupy"
@@ -20,8 +22,6 @@ ALIASES: tuple[str, ...] = ()
 MODULE = "cupy"
 NAMESPACE = "array_api_compat.cupy"
 EXTRA = "cupy"
-#: Probing CUDA in an error message would be slow: the "installed here" hint skips CuPy.
-PROBE_IN_HINTS = False
 
 is_array = array_api_compat.is_cupy_array
 is_namespace = array_api_compat.is_cupy_namespace
@@ -42,7 +42,6 @@ def parse_device(device: Any) -> Any:
     cupy = require("cupy", NAME, EXTRA)
     count = _device_count(cupy)
     if count == 0:
-        from . import installed_hint
 
         raise BackendUnavailableError(
             "backend 'cupy' is installed but no working CUDA device was found. " + installed_hint()
@@ -97,6 +96,15 @@ def synchronize(device: Any, arrays: Sequence[Any]) -> None:
     """Wait until every stream of ``device`` has finished its queued kernels."""
     device.synchronize()
 
+
+#: This backend, declared for the registry (keep it last: it reads the definitions above).
+SPEC = BackendSpec(
+    name=NAME, aliases=ALIASES, module=MODULE, namespace=NAMESPACE, extra=EXTRA,
+    is_array=is_array, is_namespace=is_namespace, parse_device=parse_device,
+    format_device=format_device, devices=devices, dtypes=dtypes, from_host=from_host,
+    to_host=to_host, synchronize=synchronize,
+    probe_in_hints=False,
+)
 
 # --------------------------------------------------------------------------------------
 # Native convolution and pooling kernels (issue 22): strided windows, as on NumPy

@@ -13,6 +13,7 @@ import array_api_compat
 import numpy as np
 
 from ._errors import BackendUnavailableError
+from ._spec import BackendSpec
 from ._util import require
 
 NAME = "dask"
@@ -81,3 +82,76 @@ def synchronize(device: Any, arrays: Sequence[Any]) -> None:
     futures = futures_of(list(arrays))
     if futures:
         wait(futures)
+
+
+
+def settle(arrays: Sequence[Any]) -> list[Any]:
+    """Compute lazy ``arrays`` together and hold each result in a one-task array.
+
+    A held array's graph is its data (no task of the step that made it), so the next
+    step's graph does not grow and depends on no worker's memory. One ``dask.compute``
+    for all of them: shared work is done once. Raises what the computation raised;
+    nothing is returned half done.
+    """
+    import dask
+    import dask.array as da
+
+    values = dask.compute(*arrays)  # blocks until done; raises if the cluster lost the step
+    return [da.from_array(value, chunks=like.chunks, name=False, inline_array=True)
+            for value, like in zip(values, arrays)]
+
+
+def compute(*arrays: Any) -> tuple[Any, ...]:
+    """``dask.compute(*arrays)``: host values of lazy arrays, computed in one graph."""
+    import dask
+
+    return tuple(dask.compute(*arrays))
+
+
+def shard_rows(host: np.ndarray, rows_per_chunk: int, persist: bool) -> Any:
+    """``host`` as a Dask array of row chunks, each a task that holds its rows (persisted).
+
+    Each chunk's task holds a private copy of its rows (``inline_array``), and the
+    scheduler keeps that task while the array is alive, so a chunk lost with its worker is
+    rebuilt on another one.
+    """
+    import dask
+    import dask.array as da
+
+    array = da.from_array(host.copy(), chunks=(rows_per_chunk, *host.shape[1:]),
+                          inline_array=True)
+    if not persist:
+        return array
+    # The data is meant to travel in the graph, once: no "large graph" warning for it.
+    with dask.config.set({"distributed.admin.large-graph-warning-threshold": "1 PiB"}):
+        return array.persist()
+
+
+def lost_step_errors() -> tuple[type[BaseException], ...]:
+    """The errors by which a distributed computation says it lost workers or data."""
+    from concurrent.futures import CancelledError
+
+    errors: list[type[BaseException]] = [CancelledError, OSError, TimeoutError]
+    try:
+        from distributed.scheduler import KilledWorker
+    except ImportError:  # pragma: no cover - dask without distributed
+        pass
+    else:
+        errors.append(KilledWorker)
+    return tuple(errors)
+
+
+def version_stamp(x: Any) -> Any:
+    """The graph name: ``x[i] = v`` gives a Dask array a new one."""
+    return x.name
+
+
+#: This backend, declared for the registry (keep it last: it reads the definitions above).
+SPEC = BackendSpec(
+    name=NAME, aliases=ALIASES, module=MODULE, namespace=NAMESPACE, extra=EXTRA,
+    is_array=is_array, is_namespace=is_namespace, parse_device=parse_device,
+    format_device=format_device, devices=devices, dtypes=dtypes, from_host=from_host,
+    to_host=to_host, synchronize=synchronize,
+    chunks_of=chunks_of, settle=settle,
+    version_stamp=version_stamp,
+)

@@ -6,13 +6,15 @@ exist only after ``jax.config.update("jax_enable_x64", True)``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import array_api_compat
 import numpy as np
 
 from ._errors import BackendUnavailableError
+from ._registry import installed_hint
+from ._spec import BackendSpec
 from ._util import require, split_index
 
 NAME = "jax"
@@ -41,7 +43,6 @@ def parse_device(device: Any) -> Any:
     try:
         found = jax.devices(platform)
     except RuntimeError as exc:
-        from . import installed_hint
 
         raise BackendUnavailableError(
             f"JAX has no {platform!r} devices here ({exc}). {installed_hint()}"
@@ -105,6 +106,87 @@ def synchronize(device: Any, arrays: Sequence[Any]) -> None:
     else:  # a device runs its work in order: when a new kernel is done, all earlier ones are
         (jnp.zeros((), device=device) + 1).block_until_ready()
 
+
+
+def compile_function(fn: Callable[..., Any], donate_argnums: tuple[int, ...]) -> Callable[..., Any]:
+    """``jax.jit(fn)``: a training step traced once per input signature, compiled by XLA.
+
+    The arguments at ``donate_argnums`` are donated: XLA may write the results into their
+    buffers, and the caller must not use them after the call.
+    """
+    import jax
+
+    return jax.jit(fn, donate_argnums=donate_argnums)
+
+
+def trace_errors() -> tuple[type[BaseException], ...]:
+    """The errors by which JAX says traced code tried to read a value it cannot know."""
+    import jax
+
+    return (jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError,
+            jax.errors.TracerBoolConversionError, jax.errors.TracerIntegerConversionError)
+
+
+def is_tracer(x: Any) -> bool:
+    """Whether ``x`` is a tracer of ``jax.jit`` (its values cannot be read)."""
+    import jax
+
+    return isinstance(x, jax.core.Tracer)
+
+
+def request_host_devices(count: int) -> bool:
+    """Ask XLA for ``count`` CPU devices (``XLA_FLAGS``); possible only before jax is imported.
+
+    Leaves ``XLA_FLAGS`` alone when it already names a device count.
+    """
+    import os
+    import sys
+
+    flags = os.environ.get("XLA_FLAGS", "")
+    if "xla_force_host_platform_device_count" in flags:
+        return f"xla_force_host_platform_device_count={count}" in flags
+    if "jax" in sys.modules:
+        return False
+    os.environ["XLA_FLAGS"] = f"{flags} --xla_force_host_platform_device_count={count}".strip()
+    return True
+
+
+def enable_float64() -> None:
+    """``jax_enable_x64``: switch JAX's 64-bit dtypes on, before any array is made."""
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+
+
+def zero_where(mask: Any, x: Any) -> Any:
+    """``where(mask, 0, x)`` for an empty ``x``, kept on ``x``'s device; ``None`` otherwise.
+
+    JAX places ``jnp.where(mask, 0, x)`` of a zero-size ``x`` on its *default* device, so an
+    empty batch on ``jax:cpu:1`` (or a second GPU) would leave its device after a ReLU;
+    ``where(~mask, x, 0)`` gives the same (no) values and stays. Non-empty arrays take the
+    portable spelling (``None``).
+    """
+    if x.size:
+        return None
+    import jax.numpy as jnp
+
+    return jnp.where(~mask, x, 0)
+
+
+#: The kernels of this backend, by the name :mod:`bp_xp.backends` dispatches on.
+KERNELS: dict[str, Callable[..., Any]] = {"zero_where": zero_where}
+
+
+#: This backend, declared for the registry (keep it last: it reads the definitions above).
+SPEC = BackendSpec(
+    name=NAME, aliases=ALIASES, module=MODULE, namespace=NAMESPACE, extra=EXTRA,
+    is_array=is_array, is_namespace=is_namespace, parse_device=parse_device,
+    format_device=format_device, devices=devices, dtypes=dtypes, from_host=from_host,
+    to_host=to_host, synchronize=synchronize,
+    kernels=KERNELS, missing_dtype_hint=missing_dtype_hint, compile_function=compile_function,
+    compiled_kind="jax.jit", trace_errors=trace_errors, is_tracer=is_tracer,
+    enable_float64=enable_float64, request_host_devices=request_host_devices,
+)
 
 # --------------------------------------------------------------------------------------
 # Native convolution and pooling kernels (issue 22): XLA's convolution and reduce_window

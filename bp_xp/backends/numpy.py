@@ -6,21 +6,21 @@ path of :func:`bp_xp.backends.zero_where` for NumPy arrays.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import zlib
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import array_api_compat
 import numpy as np
 
 from ._errors import BackendUnavailableError
+from ._spec import BackendSpec
 
 NAME = "numpy"
 ALIASES = ("np",)
 MODULE = "numpy"
 NAMESPACE = "array_api_compat.numpy"
 EXTRA = "numpy"  # a dependency of bp_xp itself: never missing
-#: Every array of this type sits on the one host device: namespace_of skips the device check.
-SINGLE_DEVICE = True
 
 is_array = array_api_compat.is_numpy_array
 is_namespace = array_api_compat.is_numpy_namespace
@@ -101,8 +101,27 @@ def zero_where(mask: np.ndarray, x: np.ndarray) -> np.ndarray | None:
 
 
 #: The fast kernels of this backend, by the name :mod:`bp_xp.backends` dispatches on.
-KERNELS: dict[str, Any] = {"zero_where": zero_where}
+KERNELS: dict[str, Callable[..., Any]] = {"zero_where": zero_where}
 
+
+def version_stamp(x: Any) -> Any:
+    """A CRC-32 of the array's memory: it changes when the array is changed in place."""
+    try:
+        contiguous: Any = np.ascontiguousarray(x)  # typed Any: numpy's stubs lack Buffer
+        return zlib.crc32(memoryview(contiguous).cast("B"))
+    except (TypeError, ValueError):  # an object array: no buffer to summarise
+        return None
+
+
+#: This backend, declared for the registry (keep it last: it reads the definitions above).
+SPEC = BackendSpec(
+    name=NAME, aliases=ALIASES, module=MODULE, namespace=NAMESPACE, extra=EXTRA,
+    is_array=is_array, is_namespace=is_namespace, parse_device=parse_device,
+    format_device=format_device, devices=devices, dtypes=dtypes, from_host=from_host,
+    to_host=to_host, synchronize=synchronize,
+    kernels=KERNELS, single_device=True,
+    version_stamp=version_stamp,
+)
 
 # --------------------------------------------------------------------------------------
 # Native convolution, pooling and loss kernels (issue 22): strided windows

@@ -1,4 +1,7 @@
-"""PyTorch: CPU, CUDA and MPS devices (``"torch:cpu"``, ``"torch:cuda:1"``).
+"""PyTorch: CPU, CUDA and MPS devices (``"torch:cpu"``, ``"torch:cuda:1"``), and ``meta``.
+
+``"torch:meta"`` holds tensors without data (shapes and dtypes only): a stand-in for a GPU
+in tests, since any read back to the host, or any tensor made on another device, fails.
 
 Its Array API namespace is ``array_api_compat.torch``. It also holds PyTorch's fast
 kernels (:data:`KERNELS`), which :mod:`bp_xp.backends` dispatches to for torch tensors:
@@ -11,13 +14,15 @@ what the portable spelling gives (bit for bit, or within one rounding) and retur
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import array_api_compat
 import numpy as np
 
-from ._errors import BackendUnavailableError
+from ._errors import BackendError, BackendUnavailableError
+from ._registry import installed_hint
+from ._spec import BackendSpec
 from ._util import require
 
 NAME = "torch"
@@ -25,9 +30,6 @@ ALIASES = ("pytorch",)
 MODULE = "torch"
 NAMESPACE = "array_api_compat.torch"
 EXTRA = "torch"
-#: A tensor's ``.device`` is what array_api_compat.device() returns, so namespace_of's
-#: device check reads it directly (array_api_compat's lookup costs about 1 us per array).
-DEVICE_ATTRIBUTE = True
 
 is_array = array_api_compat.is_torch_array
 is_namespace = array_api_compat.is_torch_namespace
@@ -44,7 +46,6 @@ def parse_device(device: Any) -> Any:
         ) from exc
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-            from . import installed_hint
 
             raise BackendUnavailableError(
                 f"torch device {str(dev)!r} was asked for but torch.cuda is not available here "
@@ -59,7 +60,7 @@ def parse_device(device: Any) -> Any:
             )
     elif dev.type == "mps" and not torch.backends.mps.is_available():
         raise BackendUnavailableError("torch device 'mps' was asked for but is not available here")
-    elif dev.type not in ("cpu", "cuda", "mps"):
+    elif dev.type not in ("cpu", "cuda", "mps", "meta"):
         raise BackendUnavailableError(f"torch device type {dev.type!r} is not supported by bp_xp")
     return dev
 
@@ -94,7 +95,17 @@ def from_host(host: np.ndarray, device: Any, chunks: Any) -> Any:
 
 
 def to_host(x: Any) -> np.ndarray:
-    """A NumPy copy; for a CPU tensor ``.numpy()`` alone would share the tensor's memory."""
+    """A NumPy copy; for a CPU tensor ``.numpy()`` alone would share the tensor's memory.
+
+    A tensor on the ``meta`` device has a shape and a dtype but no values: reading it is
+    refused with a :class:`bp_xp.BackendError` that says so.
+    """
+    if x.device.type == "meta":
+        raise BackendError(
+            f"a torch tensor on the 'meta' device (shape {tuple(x.shape)}, {x.dtype}) holds no "
+            "values, so it cannot be read back to the host (evaluation, saving, to_numpy and "
+            "printing values need a device with data, e.g. 'torch:cpu')"
+        )
     t = x.detach().resolve_conj().resolve_neg()
     t = t.clone() if t.device.type == "cpu" else t.cpu()
     return t.numpy()
@@ -147,11 +158,29 @@ def subtract_scaled(a: Any, b: Any, scale: float) -> Any:
 
 
 #: The fast kernels of this backend, by the name :mod:`bp_xp.backends` dispatches on.
-KERNELS = {
+KERNELS: dict[str, Callable[..., Any]] = {
     "zero_where": zero_where,
     "subtract_scaled": subtract_scaled,
 }
 
+
+def version_stamp(x: Any) -> Any:
+    """PyTorch's count of in-place writes to the tensor."""
+    try:
+        return x._version
+    except RuntimeError:  # an inference-mode tensor: it cannot be changed in place
+        return None
+
+
+#: This backend, declared for the registry (keep it last: it reads the definitions above).
+SPEC = BackendSpec(
+    name=NAME, aliases=ALIASES, module=MODULE, namespace=NAMESPACE, extra=EXTRA,
+    is_array=is_array, is_namespace=is_namespace, parse_device=parse_device,
+    format_device=format_device, devices=devices, dtypes=dtypes, from_host=from_host,
+    to_host=to_host, synchronize=synchronize,
+    kernels=KERNELS, device_attribute=True,
+    version_stamp=version_stamp,
+)
 
 # --------------------------------------------------------------------------------------
 # Native convolution, pooling and loss kernels (issue 22)

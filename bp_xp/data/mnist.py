@@ -238,7 +238,7 @@ def _load_split(img_path: Path, label_path: Path, max_n: int) -> Split:
     return images, labels
 
 
-def _format(
+def format_arrays(
     images: np.ndarray, labels: np.ndarray, normalize: bool, flatten: bool, one_hot_label: bool
 ) -> Split:
     """Apply the book's three flags to uint8 ``(N, 28, 28)`` images and labels."""
@@ -333,6 +333,6 @@ def load_mnist(
     train = _load_split(paths["train_img"], paths["train_label"], _MAX_N["train"])
     test = _load_split(paths["test_img"], paths["test_label"], _MAX_N["test"])
     return (
-        _format(*train, normalize, flatten, one_hot_label),
-        _format(*test, normalize, flatten, one_hot_label),
+        format_arrays(*train, normalize, flatten, one_hot_label),
+        format_arrays(*test, normalize, flatten, one_hot_label),
     )

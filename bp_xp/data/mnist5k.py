@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from ._errors import DatasetError
-from .mnist import _format
+from .mnist import format_arrays
 
 __all__ = ["MNIST5K_SEED", "MNIST5K_TEST_FRACTION", "load_mnist_5k", "mnist_5k_path"]
 
@@ -186,6 +186,6 @@ def load_mnist_5k(
     """
     x_tr, t_tr, x_te, t_te = _load_cached(mnist_5k_path())
     return (
-        _format(x_tr, t_tr, normalize, flatten, one_hot_label),
-        _format(x_te, t_te, normalize, flatten, one_hot_label),
+        format_arrays(x_tr, t_tr, normalize, flatten, one_hot_label),
+        format_arrays(x_te, t_te, normalize, flatten, one_hot_label),
     )

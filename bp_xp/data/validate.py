@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..backends import dtype_name
 from ._errors import DataRangeWarning, DatasetError
 
 __all__ = ["DEFAULT_MAX_ABS", "DataRangeWarning", "host_dtype", "validate_dataset"]
@@ -55,12 +56,7 @@ def host_dtype(dtype: Any) -> np.dtype:
     dtype('float32')
     """
     try:
-        return np.dtype(dtype)
-    except TypeError:
-        pass
-    name = str(dtype).rsplit(".", 1)[-1].strip("'>")
-    try:
-        return np.dtype(name)
+        return np.dtype(dtype_name(dtype))
     except TypeError:
         raise TypeError(f"cannot interpret {dtype!r} as a dtype (e.g. float32)") from None
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from array_api_compat import device as _device
 
+from .._checks import check_integer
 from .._im2col import col2im, crop_image, fold, im2col, output_hw, pad_image, windows
 from ..backends import conv2d as _native_conv2d
 from ..backends import max_pool2d as _native_max_pool2d
@@ -60,8 +61,7 @@ class Convolution(Layer):
         if W.dtype != b.dtype:
             raise TypeError(f"Convolution needs W and b of one dtype, got {W.dtype} and {b.dtype}")
         for name, value, low in (("stride", stride, 1), ("pad", pad, 0)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"Convolution: {name} must be an integer >= {low}, got {value!r}")
+            check_integer(value, name, low=low, where="Convolution")
         self.params["W"] = W
         self.params["b"] = b
         self.stride = stride
@@ -182,8 +182,7 @@ class Pooling(Layer):
     def __init__(self, pool_h: int, pool_w: int, stride: int = 2, pad: int = 0) -> None:
         for name, value, low in (("pool_h", pool_h, 1), ("pool_w", pool_w, 1),
                                  ("stride", stride, 1), ("pad", pad, 0)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"Pooling: {name} must be an integer >= {low}, got {value!r}")
+            check_integer(value, name, low=low, where="Pooling")
         self.pool_h = pool_h
         self.pool_w = pool_w
         self.stride = stride

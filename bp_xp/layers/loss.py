@@ -6,7 +6,7 @@ from typing import Any
 
 from .._checks import require_array
 from ..backends import namespace_of
-from ..functions import LABELS_EXPECTED, _label_hits, _nll_with_hits
+from ..functions import LABELS_EXPECTED, label_hits, nll_with_hits
 from ..functions import fused_softmax_loss as _fused_loss  # issue 22's fused kernel
 from ._checks import SCALARS, require_forward
 from .base import LossLayer
@@ -68,11 +68,11 @@ class SoftmaxWithLoss(LossLayer):
         e = xp.exp(shifted)
         total = xp.sum(e, axis=-1, keepdims=True)
         logp = shifted - xp.log(total)
-        hits, nan_rows = _label_hits(xp, logp, t, "SoftmaxWithLoss.forward")
+        hits, nan_rows = label_hits(xp, logp, t, "SoftmaxWithLoss.forward")
         self.y = e / total
         self.t = t
         self._hits, self._nan_rows = hits, nan_rows
-        self.loss = _nll_with_hits(xp, logp, t, hits, nan_rows)
+        self.loss = nll_with_hits(xp, logp, t, hits, nan_rows)
         return self.loss
 
     def backward(self, dout: Any = 1) -> Array:

@@ -1,0 +1,97 @@
+"""Fast kernels: a portable spelling, and a backend's own faster way where it has one."""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from ._namespace import FAST_KERNELS, known_type, namespace_of
+
+__all__ = ["fast_kernel", "subtract_scaled", "zero_where"]
+
+# --------------------------------------------------------------------------------------
+# Fast kernels: a portable spelling, and a backend's own faster way where it has one
+# --------------------------------------------------------------------------------------
+#
+# Layers, functions and optimizers call the dispatchers below instead of spelling these
+# few operations themselves. Each dispatcher looks up the fast function that the array's
+# backend file lists under the kernel's name in its ``KERNELS`` (learned per array type by
+# namespace_of, so the lookup is one dict access) and falls back to the portable Array API
+# spelling, which is the default: when the backend has no such kernel, when its kernel
+# returns ``None`` (it does not apply to these arrays), or when the array type is not yet
+# known. A fast kernel gives what the portable spelling gives, bit for bit or within one
+# rounding (tests/test_backend.py checks each on every backend of the test matrix).
+
+
+def fast_kernel(name: str, x: Any) -> Any:
+    """The fast function the backend of ``x`` has for kernel ``name``, or ``None``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> fast_kernel("zero_where", np.zeros(2)).__module__
+    'bp_xp.backends.numpy'
+    >>> fast_kernel("subtract_scaled", np.zeros(2)) is None  # NumPy: the portable spelling
+    True
+    """
+    table = FAST_KERNELS.get(name)
+    fast = None if table is None else table.get(type(x))
+    if fast is None and not known_type(type(x)) and hasattr(x, "shape"):
+        try:
+            namespace_of(x)  # a type not met yet: learn its backend's kernels, then look again
+        except TypeError:
+            return None
+        table = FAST_KERNELS.get(name)
+        fast = None if table is None else table.get(type(x))
+    return fast
+
+
+def subtract_scaled(a: Any, b: Any, scale: float) -> Any:
+    """``a - scale * b`` as a new array: the SGD update.
+
+    ``scale`` is a Python float, so the result keeps ``a``'s dtype. PyTorch does it in one
+    kernel (``torch.sub(a, b, alpha=scale)``) instead of two passes and two allocations.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> subtract_scaled(np.array([1.0, 2.0]), np.array([2.0, 2.0]), 0.5)
+    array([0., 1.])
+    """
+    fast = fast_kernel("subtract_scaled", a)
+    if fast is not None:
+        out = fast(a, b, scale)
+        if out is not None:
+            return out
+    return a - scale * b
+
+
+def zero_where(mask: Any, x: Any, xp: ModuleType | None = None) -> Any:
+    """``where(mask, 0, x)``: ``x`` with zeros where ``mask`` is true (a new array).
+
+    The ReLU layer's forward and backward. The portable path is ``xp.where``. On the
+    CPU, NumPy's and PyTorch's ``where`` are branchy and slow when the mask is random
+    (about 2-4 ns per element: for a wide network, more than all other element-wise work
+    of a step), so the NumPy and torch backend files supply a bitwise path (their
+    ``zero_where``) that gives the same bits, used when ``mask`` has ``x``'s type and
+    shape and the backend's conditions hold.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from bp_xp.backends import zero_where
+    >>> x = np.array([1.5, -2.0, np.inf, np.nan])
+    >>> zero_where(x < 0, x)
+    array([1.5, 0. , inf, nan])
+    >>> zero_where(np.isinf(x), x)
+    array([ 1.5, -2. ,  0. ,  nan])
+    """
+    kind = type(x)
+    fast = FAST_KERNELS["zero_where"].get(kind)
+    if fast is not None and type(mask) is kind and mask.shape == x.shape:
+        out = fast(mask, x)
+        if out is not None:
+            return out
+    if xp is None:
+        xp = namespace_of(mask, x, names=("mask", "x"))
+    return xp.where(mask, 0, x)
