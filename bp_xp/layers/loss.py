@@ -61,7 +61,6 @@ class SoftmaxWithLoss(LossLayer):
             self.loss, self.y, self._fused_backward = fused
             self.t, self._hits, self._nan_rows = t, None, None
             return self.loss
-        self._fused_backward = None
         require_array(t, "SoftmaxWithLoss.forward", "t", LABELS_EXPECTED)
         xp = namespace_of(x, t, names=("x", "t"))
         if x.ndim != 2:
@@ -72,10 +71,10 @@ class SoftmaxWithLoss(LossLayer):
         total = xp.sum(e, axis=-1, keepdims=True)
         logp = shifted - xp.log(total)
         hits, nan_rows = label_hits(xp, logp, t, "SoftmaxWithLoss.forward")
-        self.y = e / total
-        self.t = t
-        self._hits, self._nan_rows = hits, nan_rows
-        self.loss = nll_with_hits(xp, logp, t, hits, nan_rows)
+        loss = nll_with_hits(xp, logp, t, hits, nan_rows)
+        # committed only now: a forward that raised above left the layer as it was
+        self.y, self.t, self.loss = e / total, t, loss
+        self._hits, self._nan_rows, self._fused_backward = hits, nan_rows, None
         return self.loss
 
     def backward(self, dout: Any = 1) -> Array:
