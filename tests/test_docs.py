@@ -260,8 +260,8 @@ def _rows_per_test() -> tuple[int, int]:
     """(available, unavailable) backend x dtype rows of the matrix, counted here."""
     available = unavailable = 0
     for case in CASES:
-        if not case.values:
-            continue  # a device without values (torch:meta) runs only tests marked no_values
+        if not case.values:  # rows like torch:meta run only tests marked no_values
+            continue
         rows = 2 if case.float64 else 1
         if _unavailable(case.spec):
             unavailable += rows
