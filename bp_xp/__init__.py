@@ -12,7 +12,7 @@ TwoLayerNet(784-50-10, backend=numpy, dtype=float32)
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import functions, layers
+from . import checkpoint, functions, layers  # noqa: F401 - checkpoint installs net.save_params/load_params
 from .backends import (
     BACKEND_NAMES,
     Backend,

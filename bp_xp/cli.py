@@ -1,5 +1,9 @@
 """The ``bp-xp`` command: ``backends``, ``train``, ``gradcheck`` and ``bench``.
 
+``python -m bp_xp`` runs the same command (``bp_xp/__main__.py``). ``bp-xp train`` checks
+every flag and output path before it loads or trains anything: a model is one entry of
+:data:`MODELS`, which says which model flags it takes (any other is refused, naming it).
+
 ``bp-xp train`` and ``examples/train_mnist.py`` share :func:`add_train_arguments` and
 :func:`run_train`; ``bp-xp gradcheck`` and ``examples/gradient_check.py`` share
 :func:`add_gradcheck_arguments` and :func:`run_gradcheck`. User errors (an unknown or
@@ -10,20 +14,26 @@ Examples
 --------
 >>> from bp_xp.cli import build_parser
 >>> args = build_parser().parse_args(["train", "--backend", "torch:cuda", "--iters", "500"])
->>> args.backend, args.iters, args.hidden, args.optimizer
-('torch:cuda', 500, [50], 'sgd')
+>>> args.backend, args.iters, args.hidden, args.optimizer  # --hidden: the model's default
+('torch:cuda', 500, None, 'sgd')
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import importlib.util
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
 __all__ = [
+    "MODELS",
     "TRAIN_DEFAULTS",
+    "ModelSpec",
+    "check_train_arguments",
     "add_gradcheck_arguments",
     "add_train_arguments",
     "build_parser",
@@ -81,6 +91,122 @@ def run_backends(args: argparse.Namespace | None = None) -> int:
 TRAIN_DEFAULTS: dict[str, Any] = {"hidden": 50, "epochs": 50, "batch_size": 100}
 
 
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """One ``--model`` of ``bp-xp train``: what it builds and which model flags it takes.
+
+    A new model is one entry of :data:`MODELS`. ``flags`` names the model flags (argparse
+    destinations, e.g. ``"hidden"``) it uses; any other model flag given on the command
+    line is refused before anything is loaded, naming the flag. ``hidden_layers`` is how
+    many sizes ``--hidden`` may give (``None``: any number). ``defaults`` fill the model's
+    flags that were not given. ``build(args, input_shape, backend)`` returns the network;
+    ``parameters(args, input_shape)`` counts its parameters, so that a size too large for
+    the machine is refused before any array is allocated. ``flatten`` says whether the
+    model reads flat vectors (``True``) or ``(1, 28, 28)`` images.
+    """
+
+    help: str
+    build: Callable[[argparse.Namespace, tuple[int, ...], Any], Any]
+    parameters: Callable[[argparse.Namespace, tuple[int, ...]], int]
+    flatten: bool = True
+    flags: frozenset[str] = frozenset()
+    hidden_layers: int | None = None
+    defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+#: The model flags of ``bp-xp train``: each must be accepted by the chosen model.
+MODEL_FLAGS = {"hidden": "--hidden"}
+
+
+def _build_mlp(args: argparse.Namespace, input_shape: tuple[int, ...], backend: Any) -> Any:
+    from . import MultiLayerNet, TwoLayerNet
+
+    if len(args.hidden) == 1:
+        return TwoLayerNet(input_shape[0], args.hidden[0], 10, backend=backend, dtype=args.dtype,
+                           seed=args.seed)
+    return MultiLayerNet(input_shape[0], list(args.hidden), 10, backend=backend, dtype=args.dtype,
+                         seed=args.seed)
+
+
+def _mlp_parameters(args: argparse.Namespace, input_shape: tuple[int, ...]) -> int:
+    sizes = (math.prod(input_shape), *args.hidden, 10)
+    return sum((a + 1) * b for a, b in zip(sizes, sizes[1:]))
+
+
+def _build_convnet(args: argparse.Namespace, input_shape: tuple[int, ...], backend: Any) -> Any:
+    from .convnet import SimpleConvNet
+
+    return SimpleConvNet(input_dim=input_shape, hidden_size=args.hidden[0], backend=backend,
+                         dtype=args.dtype, seed=args.seed)
+
+
+def _convnet_parameters(args: argparse.Namespace, input_shape: tuple[int, ...]) -> int:
+    # the book's conv_param: 30 filters 5x5, stride 1, no padding, then 2x2 pooling
+    _, h, w = input_shape
+    pooled = 30 * ((h - 5 + 1) // 2) * ((w - 5 + 1) // 2)
+    return 30 * (input_shape[0] * 25 + 1) + (pooled + 1) * args.hidden[0] + (args.hidden[0] + 1) * 10
+
+
+#: ``--model`` choices of ``bp-xp train``, by name.
+MODELS: dict[str, ModelSpec] = {
+    "mlp": ModelSpec(
+        help="TwoLayerNet/MultiLayerNet (default)", build=_build_mlp,
+        parameters=_mlp_parameters, flags=frozenset({"hidden"}),
+        defaults={"hidden": [TRAIN_DEFAULTS["hidden"]]}),
+    "convnet": ModelSpec(
+        help="the book's SimpleConvNet (ch. 7) on 1x28x28 images, one hidden layer of 100 "
+             "unless --hidden gives another size (try --optimizer adam --lr 0.003 --epochs 5)",
+        build=_build_convnet, parameters=_convnet_parameters, flatten=False,
+        flags=frozenset({"hidden"}), hidden_layers=1, defaults={"hidden": [100]}),
+}
+
+
+def check_train_arguments(args: argparse.Namespace) -> ModelSpec:
+    """Check the flags of ``bp-xp train`` against each other and the model; fill the model's
+    defaults. Runs before anything is loaded or trained; raises a one-line usage error."""
+    spec = MODELS[getattr(args, "model", "mlp")]
+    for dest, flag in MODEL_FLAGS.items():
+        given = getattr(args, dest, None) is not None
+        if given and dest not in spec.flags:
+            raise _UsageError(f"{flag} does not apply to --model {args.model}")
+        if not given:
+            setattr(args, dest, spec.defaults.get(dest))
+    if spec.hidden_layers is not None and args.hidden is not None \
+            and len(args.hidden) != spec.hidden_layers:
+        raise _UsageError(f"--model {args.model} has {spec.hidden_layers} hidden layer(s): "
+                          f"--hidden takes {spec.hidden_layers} size(s), got {len(args.hidden)} "
+                          f"({' '.join(map(str, args.hidden))})")
+    for flag, path in (("--plot", args.plot), ("--save", args.save)):
+        _require_writable_file(flag, path)
+    if args.plot is not None and importlib.util.find_spec("matplotlib") is None:
+        raise _UsageError("--plot needs matplotlib, which is not installed: "
+                          "pip install \"bp_xp[train]\"")
+    return spec
+
+
+def _check_model_size(spec: ModelSpec, args: argparse.Namespace, input_shape: tuple[int, ...]) -> None:
+    """Refuse a network whose initial weights alone (drawn in float64 on the host) would
+    not fit this machine's memory, before allocating any of them."""
+    count = spec.parameters(args, input_shape)
+    needed = 8 * count
+    available = _physical_memory()
+    if available is not None and needed > available:
+        raise _UsageError(f"--model {args.model} with these sizes has {count:,} parameters, "
+                          f"{_gib(needed)} to initialise on the host; this machine has "
+                          f"{_gib(available)} of memory: choose smaller sizes (--hidden)")
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # not on this platform
+        return None
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:,.1f} GiB"
+
+
 def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the flags of ``bp-xp train`` to ``parser`` and return it."""
     from .data import DATASETS
@@ -96,14 +222,12 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                             "i.e. jax.jit on JAX; the eager step elsewhere)")
 
     model = parser.add_argument_group("model and optimizer")
-    model.add_argument("--model", default="mlp", choices=("mlp", "convnet"),
-                       help="mlp: TwoLayerNet/MultiLayerNet (default); convnet: the book's "
-                            "SimpleConvNet (ch. 7) on 1x28x28 images, hidden size 100 unless "
-                            "--hidden gives another (try --optimizer adam --lr 0.003 --epochs 5)")
-    model.add_argument("--hidden", type=_positive_int, nargs="+", metavar="SIZE",
-                       default=[TRAIN_DEFAULTS["hidden"]],
-                       help="hidden layer size(s); one size gives the book's TwoLayerNet, more a "
-                            "MultiLayerNet (default %(default)s)")
+    model.add_argument("--model", default="mlp", choices=tuple(MODELS),
+                       help="; ".join(f"{name}: {spec.help}" for name, spec in MODELS.items()))
+    model.add_argument("--hidden", type=_positive_int, nargs="+", metavar="SIZE", default=None,
+                       help="hidden layer size(s), for the models that have them (mlp: one size "
+                            "gives the book's TwoLayerNet, more a MultiLayerNet; default "
+                            f"{TRAIN_DEFAULTS['hidden']}; convnet: one size, default 100)")
     model.add_argument("--optimizer", default="sgd", choices=sorted(OPTIMIZERS))
     model.add_argument("--lr", type=_positive_float, default=None,
                        help="learning rate (default: 0.1 for sgd, the optimizer's own otherwise)")
@@ -122,38 +246,26 @@ def add_train_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     data.add_argument("--data-dir", default=None, help="cache directory of downloaded datasets")
     data.add_argument("--plot", metavar="PATH", default=None, help="save the curves as a PNG")
     data.add_argument("--save", metavar="PATH", default=None,
-                      help="save network and optimizer to a checkpoint (.npz)")
+                      help="save network and optimizer to a checkpoint (a safetensors file)")
     data.add_argument("--no-progress", action="store_true", help="never show a progress bar")
     return parser
 
 
 def run_train(args: argparse.Namespace) -> int:
     """Train on MNIST as ``args`` (from :func:`add_train_arguments`) say; print the results."""
-    from . import MultiLayerNet, Sequential, TwoLayerNet, resolve_backend
+    from . import resolve_backend
     from .data import load_dataset
     from .train import NonFiniteLossError, Trainer, plot, seconds_per_epoch
 
-    for flag, path in (("--plot", args.plot), ("--save", args.save)):
-        _require_writable_directory(flag, path)  # before training, not after it
+    spec = check_train_arguments(args)  # every flag and path, before loading or training
     if args.dtype == "float64":
         _enable_jax_float64(args.backend)
     backend = resolve_backend(args.backend, args.device)
-    convnet = getattr(args, "model", "mlp") == "convnet"
+    input_shape = (784,) if spec.flatten else (1, 28, 28)
+    _check_model_size(spec, args, input_shape)
     (x_train, t_train), (x_test, t_test) = load_dataset(args.dataset, data_dir=args.data_dir,
-                                                        flatten=not convnet)
-    sizes = (x_train.shape[1], *args.hidden, 10)
-    net: Sequential
-    if convnet:
-        from .convnet import SimpleConvNet
-
-        hidden = 100 if args.hidden == [TRAIN_DEFAULTS["hidden"]] else args.hidden[0]
-        net = SimpleConvNet(input_dim=x_train.shape[1:], hidden_size=hidden, backend=backend,
-                            dtype=args.dtype, seed=args.seed)
-    elif len(args.hidden) == 1:
-        net = TwoLayerNet(*sizes, backend=backend, dtype=args.dtype, seed=args.seed)
-    else:
-        net = MultiLayerNet(sizes[0], list(args.hidden), sizes[-1], backend=backend,
-                            dtype=args.dtype, seed=args.seed)
+                                                        flatten=spec.flatten)
+    net = spec.build(args, tuple(x_train.shape[1:]), backend)
     epochs = TRAIN_DEFAULTS["epochs"] if args.epochs is None and args.iters is None else args.epochs
     trainer = Trainer(
         net, x_train, t_train, x_test, t_test, epochs=epochs, iters=args.iters,
@@ -276,8 +388,6 @@ def run_bench(argv: Sequence[str]) -> int:
     The benchmarks are not part of the installed package; without a checkout this is a
     usage error that says where to get them.
     """
-    import importlib.util
-
     script = _find_bench_script()
     if script is None:
         raise _UsageError(f"bp-xp bench runs {_BENCH_SCRIPT}, which ships with the source code, "
@@ -356,6 +466,9 @@ def run_command(command: Callable[[Any], int], args: Any) -> int:
         return _fail(_with_available_backends(exc))
     except OSError as exc:  # a --plot or --save path that cannot be written
         return _fail(str(exc))
+    except MemoryError:
+        return _fail("out of memory: the network or data does not fit this machine; choose "
+                     "smaller sizes (--hidden, --batch-size)")
     except KeyboardInterrupt:
         return _fail("interrupted", status=130)
 
@@ -381,9 +494,16 @@ def _enable_jax_float64(backend: str) -> None:
     enable_float64(backend)
 
 
-def _require_writable_directory(flag: str, path: str | None) -> None:
+def _require_writable_file(flag: str, path: str | None) -> None:
+    """``path`` names a file that can be written: not empty, not a directory, in a directory
+    that exists and is writable. Checked before training, not after it."""
     if path is None:
         return
+    if not path.strip():
+        raise _UsageError(f"{flag} needs a file name, got an empty one")
+    if os.path.isdir(path) or path.endswith(("/", os.sep)):
+        raise _UsageError(f"{flag} {path}: is a directory; give a file name in it "
+                          f"(e.g. {os.path.join(path, 'out.npz' if flag == '--save' else 'out.png')})")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise _UsageError(f"{flag} {path}: the directory {directory} does not exist")

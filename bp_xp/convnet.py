@@ -114,6 +114,12 @@ class SimpleConvNet(Sequential):
             raise ValueError(f"SimpleConvNet needs its shape configuration, got {saved!r}")
         self._shape = _checked_shape(saved.get("input_dim"), saved.get("conv_param"),
                                      saved.get("hidden_size"), saved.get("output_size"))
+        # A checkpoint's arrays must fit the configuration it states (issue 19).
+        expected = _param_shapes(self._shape)
+        shapes = {key: tuple(array.shape) for key, array in self.params.items()}
+        if shapes != expected:
+            raise ValueError(f"SimpleConvNet{self._shape} has parameters of shapes {expected}, "
+                             f"got {shapes}")
 
     def __repr__(self) -> str:
         s = self._shape
@@ -159,3 +165,12 @@ def _pool_output_size(shape: dict[str, Any]) -> int:
         sizes.append(conv_output_size(conv, 2, 2, 0, what="SimpleConvNet's 2x2 pooling",
                                       axis=axis))
     return cp["filter_num"] * sizes[0] * sizes[1]
+
+
+def _param_shapes(shape: dict[str, Any]) -> dict[str, tuple[int, ...]]:
+    """The shape of each parameter of a SimpleConvNet of these sizes."""
+    fn, fs = shape["conv_param"]["filter_num"], shape["conv_param"]["filter_size"]
+    hidden, out = shape["hidden_size"], shape["output_size"]
+    return {"W1": (fn, shape["input_dim"][0], fs, fs), "b1": (fn,),
+            "W2": (_pool_output_size(shape), hidden), "b2": (hidden,),
+            "W3": (hidden, out), "b3": (out,)}

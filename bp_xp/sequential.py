@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from collections.abc import Iterable, Mapping
 from typing import Any, ClassVar
 
@@ -131,6 +132,7 @@ class Sequential:
         # What every step walks, computed once: the layers in backward order and the
         # (key, layer, name) of each parameter.
         self._backward_order = tuple(reversed(named.values()))
+        self._backward_names = tuple(reversed(named))
         self._slot_items = tuple((key, layer, name)
                                  for key, (layer, name) in self.params.owners.items())
         first = next(iter(named.values()), None)
@@ -209,9 +211,13 @@ class Sequential:
         """
         loss = self.loss(x, t, train_flg=True)
         dout = self.last_layer.backward(1)
+        if dout is None:
+            self._returned_none(self.last_layer)
         *later, first = self._backward_order or (None,)
         for layer in later:
             dout = layer.backward(dout)
+            if dout is None:  # else the layer below fails with an AttributeError about None
+                self._returned_none(layer)
         if first is not None:
             if self._first_skips_dx:
                 first.backward(dout, need_dx=False)  # the input's gradient is never used
@@ -225,6 +231,14 @@ class Sequential:
                 grad = grad + decay * layer.params[name]
             grads[key] = grad
         return loss, grads
+
+    def _returned_none(self, layer: Layer) -> None:
+        name = ("loss" if layer is self.last_layer
+                else self._backward_names[self._backward_order.index(layer)])
+        raise TypeError(
+            f"layer {name!r} ({type(layer).__name__}).backward returned None; a backward must "
+            "return the gradient of its input (the layer below needs it), and keep the "
+            "gradients of its parameters in self.grads")
 
     def gradient(self, x: Array, t: Array) -> dict[str, Array]:
         """Gradients of the loss by backpropagation, keyed like ``params``."""
@@ -329,6 +343,36 @@ class Sequential:
         stack = " -> ".join([*self.layers, type(self.last_layer).__name__])
         return f"{type(self).__name__}({stack}, backend={self.backend}, dtype={dtype_name(self.dtype)})"
 
+    # -- the book's save_params / load_params (issue 20; bp_xp.checkpoint does the work) --
+
+    def save_params(self, file_name: str | os.PathLike[str] = "params.pkl") -> None:
+        """Save this network to ``file_name``, as the book's networks do, but safely.
+
+        The file is a bp_xp checkpoint (a safetensors file, see :mod:`bp_xp.checkpoint`)
+        under the name given, even the book's default ``params.pkl``: no pickle is written.
+        """
+        _params_files()["save"](self, file_name)
+
+    def load_params(self, file_name: str | os.PathLike[str] = "params.pkl") -> None:
+        """Replace this network's parameters by those in ``file_name``, as the book does.
+
+        Reads bp_xp checkpoints and the book's own pickled parameter files
+        (``deep_convnet_params.pkl``...) without unpickling them; names and shapes must
+        fit this network. See :func:`bp_xp.checkpoint.load_params`.
+        """
+        _params_files()["load"](self, file_name)
+
+
+#: ``save_params``/``load_params`` live in :mod:`bp_xp.checkpoint`, a level above this
+#: module; it installs them here when imported, which ``import bp_xp`` does.
+PARAMS_FILES: dict[str, Any] = {}
+
+
+def _params_files() -> dict[str, Any]:
+    if not PARAMS_FILES:  # pragma: no cover - importing bp_xp imports bp_xp.checkpoint
+        raise RuntimeError("save_params/load_params need bp_xp.checkpoint: import bp_xp.checkpoint")
+    return PARAMS_FILES
+
 
 def _rebuild(layer: Layer, move: Any) -> Any:
     cls = type(layer)
@@ -370,6 +414,12 @@ def _named_layers(layers: Mapping[str, Layer] | Iterable[Layer]) -> dict[str, La
     named: dict[str, Layer] = {}
     seen: set[int] = set()
     for name, layer in items:
+        # checked once, here: a name is a non-empty str, so that no two keys become one
+        # (``{1: A, "1": B}`` would otherwise lose A) and checkpoints name each layer
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"layer names must be non-empty strings, got {name!r} "
+                            f"({type(name).__name__}) for {type(layer).__name__}; name it "
+                            f"{str(name)!r} or pass a list of layers to number them")
         if not isinstance(layer, Layer):
             raise TypeError(f"layer {name!r} is a {type(layer).__name__}, not a bp_xp.Layer; "
                             "subclass bp_xp.Layer (forward, backward, params, grads)")
@@ -378,7 +428,7 @@ def _named_layers(layers: Mapping[str, Layer] | Iterable[Layer]) -> dict[str, La
         if id(layer) in seen:
             raise ValueError(f"layer {name!r} appears twice; each position needs its own layer")
         seen.add(id(layer))
-        named[str(name)] = layer
+        named[name] = layer
     return named
 
 

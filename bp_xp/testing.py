@@ -55,6 +55,7 @@ from .backends import (
     resolve_backend,
     to_numpy,
 )
+from .conformance import check_layer as check_layer  # the layer contract: docs/testing.md
 
 __all__ = ["CASES", "Case", "XB", "TOLERANCES", "XLA_TWO_CPUS", "add_case", "cases"]
 

@@ -337,13 +337,10 @@ class Trainer:
             ``test_acc`` and ``time`` (seconds since the previous evaluation, including
             it). All plain Python numbers.
         """
-        from tqdm import tqdm
-
         show = _isatty(sys.stderr) if self.progress is None else self.progress
         self._last_eval_time = time.perf_counter()
         end = self.iteration + self.max_iter
-        with tqdm(total=self.max_iter, disable=not show, file=sys.stderr, unit="step",
-                  dynamic_ncols=True) as bar:
+        with _progress_bar(show, self.max_iter) as bar:
             while self.iteration < end:
                 self.train_step()
                 bar.update(1)
@@ -355,6 +352,34 @@ class Trainer:
                     if self.verbose:
                         bar.write(_format_record(record), file=sys.stdout)
         return self.history
+
+
+class _NoBar:
+    """What ``train`` needs of a tqdm bar, doing nothing: ``progress=False`` needs no tqdm."""
+
+    def __enter__(self) -> _NoBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, n: int = 1) -> None:
+        return None
+
+    def set_postfix_str(self, text: str, refresh: bool = True) -> None:
+        return None
+
+    def write(self, text: str, file: Any = None) -> None:
+        print(text, file=file)
+
+
+def _progress_bar(show: bool, total: int) -> Any:
+    """A tqdm bar on stderr where one is shown; tqdm is imported only then."""
+    if not show:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, file=sys.stderr, unit="step", dynamic_ncols=True)
 
 
 def seconds_per_epoch(history: Mapping[str, list[Any]], iters_per_epoch: int) -> float:

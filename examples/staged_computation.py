@@ -1,10 +1,15 @@
-"""The staged computation of the CS231n backpropagation lecture, node by node.
+"""The staged computation of the CS231n backpropagation lecture, node by node, twice.
 
     f(x, y) = (x + sigmoid(y)) / (sigmoid(x) + (x + y) ** 2)
 
-Forward stage by stage, each stage a bp_xp node that caches what its backward needs;
-backward stage by stage in reverse, with ``+=`` where a value fanned out (``x`` and ``y``
-feed several stages). At x = 3, y = -4 the lecture's answers are
+``f_and_grads``: forward stage by stage, each stage a bp_xp node that caches what its
+backward needs; backward stage by stage in reverse, written by hand, with ``+=`` where a
+value fanned out (``x`` and ``y`` feed several stages).
+
+``f_and_grads_automatic``: the same forward, recorded; ``g.backward(f)`` then does the
+bookkeeping of the hand-written half (the reverse order, the ``+=``) for any graph.
+
+At x = 3, y = -4 the lecture's answers are
 f = 1.5456448841066441, df/dx = 2.059569795572165, df/dy = 1.5922327514838093.
 
 ``x`` and ``y`` may be Python numbers or 0-d arrays of any backend (``--backend``).
@@ -48,21 +53,41 @@ def f_and_grads(x: Any, y: Any) -> tuple[Any, Any, Any]:
     return f, dx, dy
 
 
+def f_and_grads_automatic(x: Any, y: Any) -> tuple[Any, Any, Any]:
+    """The same ``(f, dx, dy)``: only the forward is written; ``g.backward`` goes back."""
+    sig_y, num_add = Sigmoid(), AddLayer()
+    sig_x, xpy_add, square, den_add = Sigmoid(), AddLayer(), PowLayer(2), AddLayer()
+    invert, mul = ReciprocalLayer(), MulLayer()
+    with bp_xp.graph.record(x=x, y=y) as g:
+        num = num_add.forward(x, sig_y.forward(y))
+        den = den_add.forward(sig_x.forward(x), square.forward(xpy_add.forward(x, y)))
+        f = mul.forward(num, invert.forward(den))
+    grads = g.backward(f)  # reverse topological order, gradients summed over fan-out
+    return f, grads["x"], grads["y"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--backend", default=None,
                         help="compute on 0-d float64 arrays of this backend (default: Python numbers)")
-    parser.add_argument("--svg", default=None, help="also draw the recorded graph (needs Graphviz)")
+    parser.add_argument("--svg", default=None,
+                        help="also draw the recorded graph with g.backward's values (needs Graphviz)")
     args = parser.parse_args()
     x, y = 3.0, -4.0
     if args.backend:
         backend = bp_xp.resolve_backend(args.backend)
         x, y = backend.asarray(x, dtype="float64"), backend.asarray(y, dtype="float64")
-    with bp_xp.graph.record(x=x, y=y) as g:
-        f, dx, dy = f_and_grads(x, y)
-        g.name(f, "f")
-    print(f"f = {float(f)!r}\ndf/dx = {float(dx)!r}\ndf/dy = {float(dy)!r}")
+    for how, compute in (("by hand", f_and_grads), ("g.backward", f_and_grads_automatic)):
+        f, dx, dy = compute(x, y)
+        print(f"{how:>10}: f = {float(f)!r}, df/dx = {float(dx)!r}, df/dy = {float(dy)!r}")
     if args.svg:
+        with bp_xp.graph.record(x=x, y=y) as g:
+            sig_y, num_add, sig_x, xpy_add = Sigmoid(), AddLayer(), Sigmoid(), AddLayer()
+            square, den_add, invert, mul = PowLayer(2), AddLayer(), ReciprocalLayer(), MulLayer()
+            num = num_add.forward(x, sig_y.forward(y))
+            den = den_add.forward(sig_x.forward(x), square.forward(xpy_add.forward(x, y)))
+            f = g.name(mul.forward(num, invert.forward(den)), "f")
+        g.backward(f)
         print(f"wrote {g.save(args.svg)}")
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from checkpoint_helpers import run_limited, save_v2, small_trained_net
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -48,12 +49,7 @@ def _zip(path, members, compression=zipfile.ZIP_STORED):
 
 @pytest.fixture
 def good(tmp_path):
-    net = TwoLayerNet(4, 3, 2, seed=0)
-    optimizer = Adam()
-    optimizer.update(net.params, {k: np.ones_like(v) for k, v in net.params.items()})
-    path = tmp_path / "good.npz"
-    save(path, net, optimizer)
-    return path
+    return save_v2(tmp_path / "good.npz", *small_trained_net())
 
 
 def _members(path):
@@ -61,15 +57,7 @@ def _members(path):
         return {info.filename: archive.read(info) for info in archive.infolist()}
 
 
-def _peak_rss_of(code, limit_bytes=1 << 30):
-    """Run ``code`` in a fresh interpreter under an address-space limit; return its output."""
-    prelude = textwrap.dedent(f"""
-        import resource
-        resource.setrlimit(resource.RLIMIT_AS, ({limit_bytes}, {limit_bytes}))
-    """)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
-    return subprocess.run([sys.executable, "-c", prelude + textwrap.dedent(code)],
-                          capture_output=True, text=True, env=env, timeout=120, check=False)
+_peak_rss_of = run_limited
 
 
 def _load_under_one_gib(path):
@@ -172,15 +160,17 @@ CORRUPTIONS = st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 255)),
                        min_size=1, max_size=6)
 
 
+@pytest.mark.parametrize("fixture", ["good", "good3"])  # format 2 (.npz), format 3
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(flips=CORRUPTIONS, cut=st.one_of(st.none(), st.integers(min_value=0)))
-def test_fuzzed_checkpoints_raise_only_checkpoint_error(good, tmp_path, flips, cut):
-    data = bytearray(good.read_bytes())
+def test_fuzzed_checkpoints_raise_only_checkpoint_error(request, tmp_path, fixture, flips, cut):
+    data = bytearray(request.getfixturevalue(fixture).read_bytes())
     for position, value in flips:
-        data[position % len(data)] = value
+        # half the flips land in the first bytes, where a safetensors header is
+        data[position % (len(data) if position % 2 else min(len(data), 600))] = value
     if cut is not None:
         del data[cut % len(data):]
-    path = tmp_path / "fuzzed.npz"
+    path = tmp_path / "fuzzed.bin"
     path.write_bytes(bytes(data))
     for read in (read_metadata, load):
         try:
@@ -237,11 +227,11 @@ def test_a_save_killed_with_sigkill_leaves_no_stray_file_after_the_next_save(tmp
     code = textwrap.dedent(f"""
         import os, signal, numpy as np, bp_xp
         from bp_xp import checkpoint
-        def die(file, **arrays):
-            file.write(b"half a checkpoint")
+        def die(file, arrays, metadata):
+            file.write(b"half a safetensors file")
             file.flush()
             os.kill(os.getpid(), signal.SIGKILL)
-        np.savez = die
+        checkpoint._write = die
         checkpoint.save({str(target)!r}, bp_xp.TwoLayerNet(4, 3, 2, seed=0))
     """)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([ROOT, os.environ.get("PYTHONPATH", "")])}
@@ -251,3 +241,191 @@ def test_a_save_killed_with_sigkill_leaves_no_stray_file_after_the_next_save(tmp
     assert len(leftovers) == 1 and leftovers[0].startswith(".net.npz.")  # the killed write's
     save(target, TwoLayerNet(4, 3, 2, seed=0))
     assert [p.name for p in tmp_path.iterdir()] == ["net.npz"]
+
+
+def test_a_bp_xp_0_3_checkpoint_with_batch_norm_and_dropout_still_loads():
+    # written by bp_xp's format-2 writer itself, before format 3 (tests/data)
+    path = DATA / "v0.2-multilayer-bn-dropout-adam.npz"
+    net, optimizer = load(path)
+    assert repr(net) == "MultiLayerNet(4-5-3-2, backend=numpy, dtype=float64)"
+    assert isinstance(optimizer, Adam) and optimizer.step_count == 2
+    x = np.linspace(-1, 1, 8).reshape(2, 4)
+    expected = np.load(DATA / "v0.2-multilayer-bn-dropout-adam-predict.npy")
+    np.testing.assert_array_equal(net.predict(x, train_flg=False), expected)
+    assert read_metadata(path)["user"] == {"epoch": 2}
+    # ...and saved again, it is a format-3 file holding the same arrays
+    torch_net, _ = load(path, backend="array_api_strict")
+    np.testing.assert_array_equal(bp_xp.to_numpy(torch_net.predict(
+        torch_net.backend.asarray(x), train_flg=False)), expected)
+
+
+def _edit_v2_metadata(src, dst, text):
+    members = _members(src)
+    members["metadata.json.npy"] = _npy_bytes(np.frombuffer(text.encode(), dtype=np.uint8))
+    return _zip(dst, members)
+
+
+@pytest.mark.parametrize(("edit", "message"), [
+    (lambda t: t.replace('"step": 1', '"step": ' + "7" * 5000), "of 5000 digits"),
+    (lambda t: t.replace('"step": 1', '"step": 1e999'), "out of a float's range"),
+    (lambda t: t.replace('"weight_decay_lambda": 0.0', '"weight_decay_lambda": ' + "9" * 400),
+     "of 400 digits"),
+    (lambda t: t.replace('"weight_decay_lambda": 0.0', '"weight_decay_lambda": -Infinity'),
+     "not a finite number"),
+    (lambda t: t.replace('"lr": 0.001', '"lr": 1e308, "lr": 1'), "the key 'lr' twice"),
+])
+def test_numbers_of_a_format_2_file_are_range_checked(good, tmp_path, edit, message):
+    text = json.loads(np.lib.format.read_array(io.BytesIO(_members(good)["metadata.json.npy"]))
+                      .tobytes())
+    original = json.dumps(text)
+    changed = edit(original)
+    assert changed != original
+    bad = _edit_v2_metadata(good, tmp_path / "numbers.npz", changed)
+    with pytest.raises(CheckpointError, match=f"numbers.npz: .*{message}"):
+        load(bad)
+
+
+# --------------------------------------------------------------------------------------
+# Format 3 (safetensors) as an adversary writes it
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def good3(tmp_path):
+    path = tmp_path / "good.safetensors"
+    save(path, *small_trained_net())
+    return path
+
+
+def _parts(path):
+    data = path.read_bytes()
+    (length,) = struct.unpack("<Q", data[:8])
+    return json.loads(data[8:8 + length]), data[8 + length:]
+
+
+def _write3(path, header, body, length=None):
+    text = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(text) if length is None else length) + text + body)
+    return path
+
+
+def _tensor_edit(name, **changes):
+    def edit(header, body):
+        header[name].update(changes)
+        return header, body
+    return edit
+
+
+def _first_two_overlap(header, body):
+    names = sorted((n for n in header if n != "__metadata__"),
+                   key=lambda n: header[n]["data_offsets"][0])
+    a, b = names[0], names[1]
+    if header[a]["shape"] == header[b]["shape"] and header[a]["dtype"] == header[b]["dtype"]:
+        header[b]["data_offsets"] = list(header[a]["data_offsets"])
+    else:  # make b start inside a, keeping its size
+        size = header[b]["data_offsets"][1] - header[b]["data_offsets"][0]
+        start = header[a]["data_offsets"][0] + 4
+        header[b]["data_offsets"] = [start, start + size]
+    return header, body
+
+
+CRAFTED = [
+    (_tensor_edit("layer/0/params/W", shape=[2**40], data_offsets=[0, 4 * 2**40]),
+     "past the file's"),
+    (_tensor_edit("layer/0/params/W", shape=[2**40]), "declares shape \\(1099511627776,\\)"),
+    (_tensor_edit("layer/0/params/W", shape=[2**31, 2**31, 2**31]), "declares shape"),
+    (_tensor_edit("layer/0/params/W", shape=[-1, 12]), "not a list of at most 32 non-negative"),
+    (_tensor_edit("layer/0/params/W", shape=[True, 12]), "not a list of at most 32"),
+    (_tensor_edit("layer/0/params/W", shape=[1.5]), "not a list of at most 32"),
+    (_tensor_edit("layer/0/params/W", shape="4x3"), "not a list of at most 32"),
+    (_tensor_edit("layer/0/params/W", shape=[1] * 40), "not a list of at most 32"),
+    (_tensor_edit("layer/0/params/W", data_offsets=[48, 0]), "not \\[begin, end\\]"),
+    (_tensor_edit("layer/0/params/W", data_offsets=[0]), "not \\[begin, end\\]"),
+    (_tensor_edit("layer/0/params/W", data_offsets={"begin": 0}), "not \\[begin, end\\]"),
+    (_tensor_edit("layer/0/params/W", dtype="BF16"), "has dtype 'BF16', which bp_xp does not read"),
+    (_tensor_edit("layer/0/params/W", dtype="F8_E4M3"), "has dtype 'F8_E4M3'"),
+    (_tensor_edit("layer/0/params/W", dtype=4), "has dtype '4'"),
+    (_tensor_edit("layer/0/params/W", dtype="F64"), "declares shape \\(4, 3\\) of float64"),
+    (_tensor_edit("layer/0/params/W", extra=1), "header entry is not"),
+    (lambda h, b: ({**h, "layer/0/params/W": [1, 2]}, b), "header entry is not"),
+    (_first_two_overlap, "overlaps the tensor before it|leaves a gap"),
+    (lambda h, b: (h, b + b"\0" * 8), "the tensors hold .* bytes, the file .* after its header"),
+    (lambda h, b: (h, b[:-4]), "past the file's|the tensors hold"),
+    (lambda h, b: ({k: v for k, v in h.items() if k != "__metadata__"}, b),
+     "a safetensors file without"),
+    (lambda h, b: ({**h, "__metadata__": {"bp_xp.checkpoint": 3}}, b), "without the"),
+    (lambda h, b: ({**h, "__metadata__": ["bp_xp.checkpoint"]}, b), "without the"),
+    (lambda h, b: ([h], b), "its header is not a JSON object"),
+]
+
+
+@pytest.mark.parametrize(("edit", "message"), CRAFTED)
+def test_crafted_safetensors_headers_are_refused_before_reading(good3, tmp_path, edit, message):
+    header, body = edit(*_parts(good3))
+    bad = _write3(tmp_path / "crafted.safetensors", header, body)
+    for read in (read_metadata, load):
+        with pytest.raises(CheckpointError, match=f"crafted.safetensors: not a .*({message})"):
+            read(bad)
+
+
+def test_a_header_that_claims_four_tebibytes_allocates_nothing(good3, tmp_path):
+    header, body = _parts(good3)
+    header["layer/0/params/W"].update(shape=[2**40], data_offsets=[0, 4 * 2**40])
+    out = _load_under_one_gib(_write3(tmp_path / "huge.safetensors", header, body))
+    assert "refused:" in out and "past the file's" in out
+
+
+def test_a_huge_or_lying_header_length_is_refused_without_reading_it(good3, tmp_path):
+    header, body = _parts(good3)
+    paths = [_write3(tmp_path / f"long{i}.safetensors", header, body, length=length)
+             for i, length in enumerate([2**63, 2**40, (64 << 20) + 1, 10**6])]
+    done = _peak_rss_of(f"""
+        from bp_xp.checkpoint import load, CheckpointError
+        for path in {[str(p) for p in paths]!r}:
+            try:
+                load(path)
+            except CheckpointError as exc:
+                print("refused:", exc)
+    """)  # under 1 GiB of address space
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert len(lines) == 4 and all(line.startswith("refused:") for line in lines)
+    assert all("more than a checkpoint's" in line or "the file has" in line for line in lines)
+
+
+def test_a_header_that_is_not_json_is_refused(tmp_path):
+    for name, raw in {"binary": b"\xff\xfe{}", "text": b"{not json}", "deep": b"[" * 50_000,
+                      "dup": b'{"a": 1, "a": 2}', "nan": b'{"__metadata__": NaN}'}.items():
+        path = tmp_path / f"{name}.safetensors"
+        path.write_bytes(struct.pack("<Q", len(raw)) + raw)
+        with pytest.raises(CheckpointError, match=f"{name}.safetensors: not a readable"):
+            load(path)
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "pipe.safetensors"
+    os.mkfifo(fifo)
+    done = _peak_rss_of(f"""
+        from bp_xp.checkpoint import load, read_metadata, CheckpointError
+        for read in (load, read_metadata):
+            try:
+                read({str(fifo)!r})
+            except CheckpointError as exc:
+                print("refused:", exc)
+    """)  # a blocked open would end in the subprocess timeout
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("refused:") == 2 and "it is a FIFO" in done.stdout
+    assert fifo.is_fifo()
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="no /dev/zero here")
+def test_a_device_file_is_refused_without_reading_it():
+    for device in ("/dev/zero", "/dev/urandom", "/dev/null"):
+        for read in (load, read_metadata):
+            with pytest.raises(CheckpointError, match=f"{device}: not a bp_xp checkpoint: it is a device"):
+                read(device)
+
+
+def test_a_directory_is_refused(tmp_path):
+    with pytest.raises(CheckpointError, match="it is a directory"):
+        load(tmp_path)

@@ -218,3 +218,99 @@ def test_version(capsys):
         main(["--version"])
     assert exit_.value.code == 0
     assert capsys.readouterr().out.strip() == f"bp-xp {bp_xp.__version__}"
+
+
+# -- every flag and path is checked before anything is loaded or trained -------------------
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Fail the test if anything gets as far as loading data (so: before any training)."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("the command loaded the dataset before refusing its flags")
+
+    monkeypatch.setattr(bp_xp.data, "load_dataset", refuse)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--save", ""], "--save needs a file name, got an empty one"),
+    (["--plot", ""], "--plot needs a file name"),
+    (["--save", "{tmp}"], "is a directory"),
+    (["--save", "{tmp}/"], "is a directory"),
+    (["--model", "convnet", "--hidden", "10", "20"],
+     "--model convnet has 1 hidden layer(s): --hidden takes 1 size(s), got 2 (10 20)"),
+    (["--hidden", "1000000000"], "parameters"),
+])
+def test_bad_flags_and_paths_are_refused_before_loading_anything(argv, message, tmp_path, capsys,
+                                                                  no_training):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(["train", "--no-progress", *argv]) == 2
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert "Traceback" not in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_flag_a_model_does_not_take_is_refused_naming_it(monkeypatch, capsys, no_training):
+    """A model without hidden sizes (as a new entry of MODELS may be) refuses --hidden."""
+    from bp_xp import cli
+
+    plain = cli.ModelSpec(help="no hidden layers", build=lambda *a: None,
+                          parameters=lambda *a: 0)
+    monkeypatch.setitem(cli.MODELS, "plain", plain)
+    assert main(["train", "--model", "plain", "--hidden", "50", "--no-progress"]) == 2
+    assert "--hidden does not apply to --model plain" in capsys.readouterr().err
+
+
+def test_convnet_hidden_size_is_the_one_given():
+    """``--model convnet --hidden 50`` used to build 100 hidden units."""
+    from bp_xp import cli
+
+    args = cli.build_parser().parse_args(["train", "--model", "convnet", "--hidden", "50"])
+    spec = cli.check_train_arguments(args)
+    net = spec.build(args, (1, 28, 28), bp_xp.resolve_backend("numpy"))
+    assert tuple(net.params["W2"].shape) == (30 * 12 * 12, 50)
+    args = cli.build_parser().parse_args(["train", "--model", "convnet"])
+    cli.check_train_arguments(args)
+    assert args.hidden == [100]
+    args = cli.build_parser().parse_args(["train"])
+    cli.check_train_arguments(args)
+    assert args.hidden == [50]
+
+
+def test_python_dash_m_bp_xp_is_the_command():
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "bp_xp", "--version"], capture_output=True,
+                          text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"bp-xp {bp_xp.__version__}"
+
+
+def test_trainer_without_progress_needs_no_tqdm(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_tqdm(name, *args, **kwargs):
+        if name == "tqdm" or name.startswith("tqdm."):
+            raise ImportError("No module named 'tqdm'", name="tqdm")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_tqdm)
+    rng = np.random.default_rng(0)
+    x, t = rng.random((20, 4)).astype(np.float32), rng.integers(0, 3, 20)
+    net = bp_xp.TwoLayerNet(4, 5, 3, seed=0)
+    trainer = bp_xp.train.Trainer(net, x, t, x, t, iters=3, batch_size=10, progress=False)
+    assert len(trainer.train()["loss"]) == 3
+
+
+def test_plot_without_matplotlib_is_refused_before_training(monkeypatch, tmp_path, capsys,
+                                                             no_training):
+    import importlib.util
+
+    real_find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "matplotlib" else real_find_spec(name, *a))
+    assert main(["train", "--plot", str(tmp_path / "c.png"), "--no-progress"]) == 2
+    assert "--plot needs matplotlib" in capsys.readouterr().err

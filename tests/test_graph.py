@@ -191,3 +191,55 @@ def test_committed_figures_are_current(stem):
     svg = (ROOT / "docs" / "img" / f"{stem}.svg").read_text(encoding="utf-8")
     drawn = sorted(t.replace("&#45;", "-") for t in re.findall(r"<text[^>]*>([^<]*)</text>", svg))
     assert drawn == expected, "run `python examples/apple_graph.py` to redraw docs/img"
+
+
+def test_svg_shows_the_values_of_the_last_backward(tmp_path):
+    _graphviz_or_skip()
+    x, y = 3.0, -4.0
+    with record(x=x, y=y) as g:
+        f = g.name(MulLayer().forward(AddLayer().forward(x, y), 7.0), "f")  # (x + y) * 7
+    g.backward(f)
+
+    def texts(svg):
+        return [t.replace("&#45;", "-") for t in re.findall(r"<text[^>]*>([^<]*)</text>", svg)]
+
+    first = texts(g.to_svg())
+    assert first.count("7") == 5 and "70" not in first  # 7 back to x, y, x + y; the constant 7 twice
+    g.backward(f, dout=10.0)
+    second = texts(g.save(tmp_path / "f.svg").read_text(encoding="utf-8"))
+    assert second.count("70") == 3 and "-10" in second and second.count("7") == 2
+
+
+def test_the_test_extra_and_ci_bring_the_rendering_dependencies():
+    """`pip install .[test]` brings the graphviz package; CI installs Graphviz's dot."""
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    extras = project["optional-dependencies"]
+    assert any(r.startswith("graphviz") for r in extras["graph"])
+    assert "bp_xp[graph]" in extras["test"]
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "apt-get install -y -qq graphviz" in ci and "\nensure_dot\n" in ci
+
+
+def test_every_layer_class_gets_its_own_functions_back():
+    from bp_xp.layers.base import Layer, registered_layers
+
+    def functions():
+        own = {cls: (cls.__dict__.get("forward"), cls.__dict__.get("backward"))
+               for cls in registered_layers().values()}
+        return own, Layer.__dict__["__init_subclass__"]
+
+    before = functions()
+    with record():
+        assert bp_xp.layers.Affine.__dict__["forward"] is not before[0][bp_xp.layers.Affine][0]
+    assert functions() == before
+
+
+def test_a_name_that_is_also_an_option_goes_in_a_dict():
+    v, w = 0.5, 2.0
+    with record({"head": v}, head=1, w=w) as g:
+        f = MulLayer().forward(v, w)
+    assert g.backward(f) == pytest.approx({"head": 2.0, "w": 0.5})
+    with pytest.raises(ValueError, match="head must be an integer >= 0"):
+        with record(head=-1):
+            pass

@@ -172,3 +172,32 @@ def test_shape_errors_name_the_shapes():
         Affine(np.ones((4, 2)), np.zeros(3))
     with pytest.raises(RuntimeError, match="before forward"):
         Relu().backward(np.ones(2))
+
+
+# -- Sequential checks its layers once -----------------------------------------------------
+
+
+def test_sequential_refuses_layer_names_that_are_not_strings():
+    """``{1: A, "1": B}`` used to become one entry and drop A."""
+    import bp_xp
+
+    a, b = Affine(np.ones((3, 2)), np.zeros(2)), Relu()
+    with pytest.raises(TypeError, match=r"layer names must be non-empty strings, got 1 \(int\)"):
+        bp_xp.Sequential({1: a, "1": b})
+    with pytest.raises(TypeError, match="non-empty strings"):
+        bp_xp.Sequential({"": a})
+
+
+def test_a_backward_returning_none_is_an_error_naming_the_layer():
+    import bp_xp
+
+    class Forgetful(bp_xp.Layer):
+        def forward(self, x):
+            return x
+
+        def backward(self, dout):
+            self.grads = {}  # forgot to return dout
+
+    net = bp_xp.Sequential({"fc": Affine(np.ones((3, 2)), np.zeros(2)), "oops": Forgetful()})
+    with pytest.raises(TypeError, match=r"layer 'oops' \(Forgetful\)\.backward returned None"):
+        net.gradient(np.ones((2, 3)), np.array([0, 1]))

@@ -1,6 +1,7 @@
 """The computational graph's nodes on every backend: gradients, shapes, numbers, gates."""
 
 import importlib.util
+import math
 from pathlib import Path
 
 import numpy as np
@@ -312,3 +313,73 @@ def test_pow_layer_round_trips_through_its_config():
     zero = PowLayer(0)
     zero.forward(np.array([0.0, 2.0]))
     np.testing.assert_array_equal(zero.backward(np.ones(2)), [0.0, 0.0])  # no 0 * inf
+
+
+# -- the operand rules, one shared mechanism (bp_xp/layers/_operands.py) ------------------
+
+
+def _default_float(xb):
+    return xb.xp.__array_namespace_info__().default_dtypes(device=xb.device)["real floating"]
+
+
+def test_int_arrays_and_a_python_float_dout_give_the_books_floating_gradients(xb):
+    """The book's NumPy code: [1, 2] * [3, 4], backward(0.5) -> [1.5, 2.], [0.5, 1.]."""
+    m = MulLayer()
+    m.forward(xb.asarray(np.array([1, 2])), xb.asarray(np.array([3, 4])))
+    dx, dy = m.backward(0.5)
+    xb.assert_close(dx, [1.5, 2.0], _default_float(xb))
+    xb.assert_close(dy, [0.5, 1.0], _default_float(xb))
+
+
+@pytest.mark.parametrize("node", [MulLayer, AddLayer, SubLayer, MaxLayer, DivLayer])
+def test_a_python_float_against_an_int_array_is_not_truncated(xb, node):
+    x = np.array([1, -2, 3])
+    expected = {MulLayer: x * 0.5, AddLayer: x + 0.5, SubLayer: x - 0.5,
+                MaxLayer: np.maximum(x, 0.5), DivLayer: x / 0.5}[node]
+    out = node().forward(xb.asarray(x), 0.5)
+    xb.assert_close(out, expected, _default_float(xb))
+
+
+def test_max_layer_propagates_nan(xb, dtype):
+    gate = MaxLayer()
+    out = gate.forward(xb.asarray([np.nan, 1.0, 2.0], dtype), xb.asarray([0.0, np.nan, 1.0], dtype))
+    xb.assert_close(out, [np.nan, np.nan, 2.0], dtype)
+    dx, dy = gate.backward(xb.asarray([1.0, 1.0, 1.0], dtype))
+    xb.assert_close(dx, [1.0, 0.0, 1.0], dtype)  # each NaN takes the gradient to its input
+    xb.assert_close(dy, [0.0, 1.0, 0.0], dtype)
+    assert math.isnan(MaxLayer().forward(math.nan, 1.0))
+
+
+def test_pow_of_a_negative_base_to_a_fractional_power_is_nan_not_complex(xb, dtype):
+    """Arrays: float semantics (nan). Python numbers: Python's, but never a complex number."""
+    out = PowLayer(0.5).forward(xb.asarray([-4.0, 4.0], dtype))
+    xb.assert_close(out, [np.nan, 2.0], dtype)
+    node = PowLayer(0.5)
+    with pytest.raises(ValueError, match="negative base -4.0 to a fractional power"):
+        node.forward(-4.0)  # was (1.2e-16+2j)
+    assert node.out is None  # and nothing was cached
+    with pytest.raises(ZeroDivisionError):
+        ReciprocalLayer().forward(0.0)
+    with np.errstate(divide="ignore"):  # NumPy's own warning for 1/0 in an array
+        xb.assert_close(ReciprocalLayer().forward(xb.asarray([0.0], dtype)), [np.inf], dtype)
+
+
+@pytest.mark.parametrize("node", [MulLayer, AddLayer, SubLayer, DivLayer, MaxLayer])
+def test_mismatched_shapes_raise_shape_error_on_every_backend(xb, node):
+    from bp_xp.layers import ShapeError
+
+    with pytest.raises(ShapeError, match=r"x of shape \(3,\) and y of shape \(2,\)"):
+        node().forward(xb.asarray([1.0, 2.0, 3.0], "float32"), xb.asarray([1.0, 2.0], "float32"))
+    with pytest.raises(ShapeError, match=r"W \(2, 3\) and X \(2, 3\)"):
+        MatMulLayer().forward(xb.asarray(np.ones((2, 3)), "float32"),
+                              xb.asarray(np.ones((2, 3)), "float32"))
+
+
+def test_a_forward_that_raises_keeps_the_last_cache(xb):
+    m = MulLayer()
+    m.forward(xb.asarray([1.0, 2.0], "float32"), xb.asarray([3.0, 4.0], "float32"))
+    with pytest.raises(ValueError):
+        m.forward(xb.asarray([1.0, 2.0, 3.0], "float32"), xb.asarray([1.0, 2.0], "float32"))
+    dx, dy = m.backward(xb.asarray([1.0, 1.0], "float32"))  # answers for the first forward
+    xb.assert_close(dx, [3.0, 4.0], "float32")
+    xb.assert_close(dy, [1.0, 2.0], "float32")

@@ -223,3 +223,20 @@ def test_running_statistics_survive_to_and_checkpoints(xb, tmp_path, rng):
                                   net.layers["BatchNorm1"].running_var)
     np.testing.assert_array_equal(loaded.predict(x), net.predict(x))
     assert loaded.layers["Dropout1"].dropout_ratio == net.layers["Dropout1"].dropout_ratio
+
+
+@pytest.mark.parametrize("kind", ["dropout", "batchnorm"])
+def test_backward_after_an_eval_mode_forward_raises(xb, kind):
+    """It used to answer silently for the last *training* batch."""
+    x = xb.asarray(np.arange(12.0).reshape(4, 3), "float32")
+    if kind == "dropout":
+        layer = Dropout(0.5, seed=0)
+    else:
+        layer = BatchNormalization(xb.asarray(np.ones(3), "float32"),
+                                   xb.asarray(np.zeros(3), "float32"))
+    layer.forward(x, train_flg=True)
+    layer.forward(x, train_flg=False)
+    with pytest.raises(RuntimeError, match=r"after forward\(x, train_flg=False\)"):
+        layer.backward(xb.asarray(np.ones((4, 3)), "float32"))
+    layer.forward(x, train_flg=True)  # a training forward makes it differentiable again
+    assert layer.backward(xb.asarray(np.ones((4, 3)), "float32")).shape == (4, 3)

@@ -99,6 +99,16 @@ class BackendSpec:
     enable_float64 : callable or None
         Switch on float64 for the process (JAX's ``jax_enable_x64``); ``None`` where
         float64 needs no switch.
+    version_stamp : callable or None
+        ``array -> stamp``: a value that changes when the array is changed in place (PyTorch's
+        write counter, Dask's graph name, a checksum of host memory), or ``None`` where the
+        array cannot change. :meth:`bp_xp.graph.Graph.backward` compares stamps to refuse a
+        value changed between its forward and its backward. ``None`` (the field): not
+        checked on this backend.
+    safetensors_framework : str or None
+        The ``framework`` of ``safetensors.safe_open`` that gives this backend's arrays
+        straight on its device (``"pt"`` for PyTorch); :mod:`bp_xp.checkpoint` loads
+        through it. ``None`` (the field): loaded through the host, as NumPy arrays.
     request_host_devices : callable or None
         ``count -> bool``: ask the library, before it is imported, to offer ``count``
         devices on the host CPU (JAX: ``XLA_FLAGS``), so tests can use a device that is not
@@ -132,6 +142,8 @@ class BackendSpec:
     settle: Callable[[Sequence[Any]], list[Any]] | None = None
     enable_float64: Callable[[], None] | None = None
     request_host_devices: Callable[[int], bool] | None = None
+    version_stamp: Callable[[Any], Any] | None = None
+    safetensors_framework: str | None = None
 
     def __post_init__(self) -> None:
         for field in ("name", "module", "extra"):

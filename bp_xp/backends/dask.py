@@ -141,6 +141,11 @@ def lost_step_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def version_stamp(x: Any) -> Any:
+    """The graph name: ``x[i] = v`` gives a Dask array a new one."""
+    return x.name
+
+
 #: This backend, declared for the registry (keep it last: it reads the definitions above).
 SPEC = BackendSpec(
     name=NAME, aliases=ALIASES, module=MODULE, namespace=NAMESPACE, extra=EXTRA,
@@ -148,4 +153,5 @@ SPEC = BackendSpec(
     format_device=format_device, devices=devices, dtypes=dtypes, from_host=from_host,
     to_host=to_host, synchronize=synchronize,
     chunks_of=chunks_of, settle=settle,
+    version_stamp=version_stamp,
 )

@@ -6,6 +6,7 @@ path of :func:`bp_xp.backends.zero_where` for NumPy arrays.
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -103,6 +104,15 @@ def zero_where(mask: np.ndarray, x: np.ndarray) -> np.ndarray | None:
 KERNELS: dict[str, Callable[..., Any]] = {"zero_where": zero_where}
 
 
+def version_stamp(x: Any) -> Any:
+    """A CRC-32 of the array's memory: it changes when the array is changed in place."""
+    try:
+        contiguous: Any = np.ascontiguousarray(x)  # typed Any: numpy's stubs lack Buffer
+        return zlib.crc32(memoryview(contiguous).cast("B"))
+    except (TypeError, ValueError):  # an object array: no buffer to summarise
+        return None
+
+
 #: This backend, declared for the registry (keep it last: it reads the definitions above).
 SPEC = BackendSpec(
     name=NAME, aliases=ALIASES, module=MODULE, namespace=NAMESPACE, extra=EXTRA,
@@ -110,4 +120,5 @@ SPEC = BackendSpec(
     format_device=format_device, devices=devices, dtypes=dtypes, from_host=from_host,
     to_host=to_host, synchronize=synchronize,
     kernels=KERNELS, single_device=True,
+    version_stamp=version_stamp,
 )

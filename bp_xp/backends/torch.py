@@ -163,6 +163,14 @@ KERNELS: dict[str, Callable[..., Any]] = {
 }
 
 
+def version_stamp(x: Any) -> Any:
+    """PyTorch's count of in-place writes to the tensor."""
+    try:
+        return x._version
+    except RuntimeError:  # an inference-mode tensor: it cannot be changed in place
+        return None
+
+
 #: This backend, declared for the registry (keep it last: it reads the definitions above).
 SPEC = BackendSpec(
     name=NAME, aliases=ALIASES, module=MODULE, namespace=NAMESPACE, extra=EXTRA,
@@ -170,4 +178,6 @@ SPEC = BackendSpec(
     format_device=format_device, devices=devices, dtypes=dtypes, from_host=from_host,
     to_host=to_host, synchronize=synchronize,
     kernels=KERNELS, device_attribute=True,
+    version_stamp=version_stamp,
+    safetensors_framework="pt",
 )

@@ -19,8 +19,13 @@ Every layer follows the protocol of :class:`bp_xp.Layer` (``params``, ``grads``,
 * :mod:`.loss` - ``SoftmaxWithLoss``;
 * :mod:`.regularization` - ``Dropout``, ``BatchNormalization`` (chapter 6);
 * :mod:`.conv` - ``Convolution``, ``Pooling`` (chapter 7).
+
+Each class declares its contract next to it (:func:`contract`: sample inputs and a
+float64 reference), which :mod:`bp_xp.conformance` holds every layer to.
 """
 
+from ._checks import ShapeError
+from ._contract import Contract, Sample, bools, contract, floats, ints, values
 from .activations import Relu, Sigmoid
 from .affine import Affine
 from .base import Layer, LossLayer, accepts_keyword, layer_class, registered_layers
@@ -31,6 +36,14 @@ from .regularization import BatchNormalization, Dropout
 from .unary import ExpLayer, LogLayer, PowLayer, ReciprocalLayer
 
 __all__ = [
+    "Contract",
+    "Sample",
+    "ShapeError",
+    "bools",
+    "contract",
+    "floats",
+    "ints",
+    "values",
     "AddLayer",
     "Affine",
     "DivLayer",

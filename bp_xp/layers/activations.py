@@ -8,8 +8,9 @@ from typing import Any
 from ..backends import namespace_of, zero_where
 from ..functions import sigmoid
 from ..graph import recordable
-from ._checks import SCALARS, check_shape, require_forward
-from ._operands import to_input, upstream
+from ._checks import SCALARS, check_shape, dtype_kind, require_forward
+from ._contract import Sample, bools, contract, floats, values
+from ._operands import default_float, to_input, upstream
 from .base import Layer
 
 __all__ = ["Relu", "Sigmoid"]
@@ -17,6 +18,24 @@ __all__ = ["Relu", "Sigmoid"]
 Array = Any
 
 
+def _activation_samples(edge: list[float]) -> list[Sample]:
+    """The conformance samples of an element-wise activation."""
+    return [
+        Sample(floats(3, 4, away=0.01)),
+        Sample(floats(2, 1, 3, away=0.01), name="3-d"),
+        Sample(floats(away=0.01), name="0-d"),
+        Sample(2.5, name="Python number"),
+        Sample(-1.5, name="negative Python number"),
+        Sample(values([-2, 3, 1, -1], "int"), name="int array"),
+        Sample(values(edge), smooth=False, name="edges"),
+        Sample(floats(0, 3), name="empty batch"),
+        Sample(bools(3), raises=TypeError, name="bool array"),
+    ]
+
+
+@contract(reference=lambda np, x: np.where(x <= 0, 0.0, x) if np.ndim(x) else (0.0 if x <= 0 else x),
+          samples=_activation_samples([float("inf"), -float("inf"), 0.0, -0.0]),
+          torch_reference=lambda torch, x: torch.relu(x))
 @recordable("ReLU")
 class Relu(Layer):
     """ReLU layer: ``forward`` keeps the mask ``x <= 0``; ``backward`` zeroes ``dout`` there.
@@ -47,8 +66,11 @@ class Relu(Layer):
             xp = namespace_of(x)
         except TypeError:  # not an array: the Python-number path (off the array hot path)
             return self._forward_number(x)
-        self.mask = x <= 0
-        return zero_where(self.mask, x, xp)
+        _refuse_bool("Relu", x, xp)
+        mask = x <= 0
+        out = zero_where(mask, x, xp)
+        self.mask = mask  # committed once forward has succeeded
+        return out
 
     def _forward_number(self, x: Any) -> Any:
         if not isinstance(x, SCALARS) or isinstance(x, complex):
@@ -65,9 +87,15 @@ class Relu(Layer):
         xp = namespace_of(dout, mask, names=("dout", "mask"))
         if getattr(dout, "shape", None) != mask.shape:  # also a Python number: TypeError
             check_shape("Relu", "dout", dout, mask.shape)
+        if dtype_kind(xp, dout.dtype) != "float":  # gradients are floating
+            dout = xp.astype(dout, default_float(xp, dout))
         return zero_where(mask, dout, xp)
 
 
+@contract(reference=lambda np, x: 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=float)))
+          if np.ndim(x) else 1.0 / (1.0 + np.exp(-x)),
+          samples=_activation_samples([float("inf"), -float("inf"), 1000.0, -1000.0]),
+          torch_reference=lambda torch, x: torch.sigmoid(x))
 @recordable("sigmoid")
 class Sigmoid(Layer):
     """Sigmoid layer: ``backward`` is ``dout * (1 - y) * y`` with ``y`` kept from ``forward``.
@@ -90,10 +118,16 @@ class Sigmoid(Layer):
 
     def forward(self, x: Array) -> Array:
         try:
-            self.out = sigmoid(x)
+            xp = namespace_of(x)
         except TypeError:  # not an array: the Python-number path (off the array hot path)
-            self.out = _sigmoid_of_number(x)
-        return self.out
+            out = _sigmoid_of_number(x)
+        else:
+            _refuse_bool("Sigmoid", x, xp)
+            if dtype_kind(xp, x.dtype) != "float":  # floating math: the default float
+                x = xp.astype(x, default_float(xp, x))
+            out = sigmoid(x)
+        self.out = out  # committed once forward has succeeded
+        return out
 
     def backward(self, dout: Array) -> Array:
         out = require_forward(self, self.out)
@@ -103,6 +137,12 @@ class Sigmoid(Layer):
         namespace_of(dout, out, names=("dout", "out"))
         check_shape("Sigmoid", "dout", dout, out.shape)
         return dout * (1 - out) * out
+
+
+def _refuse_bool(layer: str, x: Array, xp: Any) -> None:
+    if dtype_kind(xp, x.dtype) == "bool":
+        raise TypeError(f"{layer}.forward: x is a bool array; the Array API defines no "
+                        "arithmetic on bool arrays: cast it first (xp.astype(x, xp.float32))")
 
 
 def _sigmoid_of_number(x: Any) -> float:

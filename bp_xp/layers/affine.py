@@ -6,7 +6,8 @@ import math
 from typing import Any
 
 from ..backends import namespace_of
-from ._checks import check_shape, require_forward
+from ._checks import ShapeError, check_shape, require_forward
+from ._contract import Sample, bools, contract, floats, ints
 from .base import Layer
 
 __all__ = ["Affine"]
@@ -14,6 +15,22 @@ __all__ = ["Affine"]
 Array = Any
 
 
+def _affine_reference(np: Any, x: Any, W: Any, b: Any) -> Any:
+    return np.reshape(x, (x.shape[0], W.shape[0])) @ W + b
+
+
+@contract(reference=_affine_reference, params={"W": floats(3, 2), "b": floats(2)},
+          torch_reference=lambda torch, x, W, b: x.reshape(x.shape[0], W.shape[0]) @ W + b,
+          samples=[
+              Sample(floats(4, 3)),
+              Sample(floats(2, 3, 1), name="image-shaped batch"),
+              Sample(ints(4, 3), name="int batch"),
+              Sample(floats(1, 3, special="inf"), smooth=False, name="inf"),
+              Sample(floats(0, 3), name="empty batch"),
+              Sample(floats(4, 5), raises=ShapeError, name="features that do not fit W"),
+              Sample(floats(3), raises=ShapeError, name="no batch axis"),
+              Sample(bools(4, 3), raises=TypeError, name="bool batch"),
+          ])
 class Affine(Layer):
     """Fully connected layer ``out = x @ W + b``.
 
@@ -92,22 +109,30 @@ class Affine(Layer):
         W = self.params["W"]
         b = self.params["b"]
         xp = namespace_of(x, W, b, names=("x", "W", "b"))
+        if not hasattr(x, "ndim"):
+            raise TypeError(f"Affine.forward: x must be an array of W's backend, got "
+                            f"{type(x).__name__}")
         if x.ndim < 2:
-            raise ValueError(
+            raise ShapeError(
                 f"Affine expects a batch of shape (N, ...), got shape {tuple(x.shape)}; "
                 "reshape a single sample to (1, -1)"
             )
         features = math.prod(x.shape[1:])
         if features != W.shape[0]:
-            raise ValueError(
+            raise ShapeError(
                 f"Affine: x of shape {tuple(x.shape)} has {features} features per sample, "
                 f"but W of shape {tuple(W.shape)} expects {W.shape[0]}"
             )
-        self.original_x_shape = tuple(x.shape)
+        if x.dtype != W.dtype and not xp.isdtype(x.dtype, "real floating"):
+            if xp.isdtype(x.dtype, "bool"):
+                raise TypeError("Affine.forward: x is a bool array; cast it to W's dtype first")
+            x = xp.astype(x, W.dtype)  # an integer batch meets float weights: W's dtype
+        shape = tuple(x.shape)
         if x.ndim != 2:
             x = xp.reshape(x, (x.shape[0], features))
-        self.x = x
-        return x @ W + b
+        out = x @ W + b
+        self.original_x_shape, self.x = shape, x  # committed once forward has succeeded
+        return out
 
     def backward(self, dout: Array, *, need_dx: bool = True) -> Array | None:
         """Set ``grads`` (``dW``, ``db``); return ``dx`` in ``x``'s shape.

@@ -32,6 +32,8 @@ import functools
 import inspect
 from typing import Any, ClassVar
 
+from ..graph import record_subclasses
+
 __all__ = ["Layer", "LossLayer", "accepts_keyword", "layer_class", "registered_layers"]
 
 Array = Any
@@ -39,6 +41,7 @@ Array = Any
 _REGISTRY: dict[str, type[Layer]] = {}
 
 
+@record_subclasses  # bp_xp.graph.record() records every layer's calls, no mark needed
 class Layer:
     """Base class of every layer: parameters, gradients, state and a rebuild recipe.
 

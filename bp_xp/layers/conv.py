@@ -9,7 +9,9 @@ from array_api_compat import device as _device
 from .._checks import check_integer
 from .._im2col import col2im, crop_image, fold, im2col, output_hw, pad_image, windows
 from ..backends import namespace_of
+from . import _references
 from ._checks import check_shape, require_forward
+from ._contract import contract
 from .affine import Affine
 from .base import Layer
 
@@ -18,6 +20,8 @@ __all__ = ["Convolution", "Pooling"]
 Array = Any
 
 
+@contract(**_references.convolution())  # the conformance harness's samples and reference
+@contract(**_references.convolution(stride=2, pad=1))
 class Convolution(Layer):
     """2-D convolution ``out[n, f] = sum_c x[n, c] * W[f, c] + b[f]`` (cross-correlation).
 
@@ -129,6 +133,8 @@ class Convolution(Layer):
         return col2im(dcol, x_shape, FH, FW, self.stride, self.pad)
 
 
+@contract(**_references.pooling())
+@contract(**_references.pooling(size=3, stride=1, pad=1))
 class Pooling(Layer):
     """Max pooling over ``pool_h x pool_w`` windows, channel by channel.
 
@@ -186,9 +192,12 @@ class Pooling(Layer):
         pieces = windows(pad_image(xp, x, self.pad), self.pool_h, self.pool_w, self.stride,
                          out_h, out_w)
         out = pieces[0]
+        floating = xp.isdtype(x.dtype, "real floating")
         arg_max = xp.zeros(out.shape, dtype=xp.int32, device=_device(x))
         for k, piece in enumerate(pieces[1:], start=1):
             wins = piece > out  # strictly greater: the first maximum wins, as in argmax
+            if floating:  # a NaN wins and stays, as in numpy.max (the first NaN)
+                wins = wins | (xp.isnan(piece) & ~xp.isnan(out))
             out = xp.where(wins, piece, out)
             arg_max = xp.where(wins, xp.asarray(k, dtype=xp.int32, device=_device(x)), arg_max)
         self.x_shape = shape

@@ -8,6 +8,8 @@ from .._checks import require_array
 from ..backends import namespace_of
 from ..functions import LABELS_EXPECTED, label_hits, nll_with_hits
 from ._checks import SCALARS, require_forward
+from ._contract import contract
+from ._references import SOFTMAX_WITH_LOSS
 from .base import LossLayer
 
 __all__ = ["SoftmaxWithLoss"]
@@ -15,6 +17,7 @@ __all__ = ["SoftmaxWithLoss"]
 Array = Any
 
 
+@contract(**SOFTMAX_WITH_LOSS)  # the conformance harness's samples and reference
 class SoftmaxWithLoss(LossLayer):
     """Softmax followed by the cross-entropy loss, with the fused backward.
 

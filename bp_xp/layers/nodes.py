@@ -18,33 +18,87 @@ from typing import Any
 
 import array_api_compat
 
+from ..backends import zero_where
 from ..graph import recordable
-from ._checks import SCALARS, require_forward
-from ._operands import fresh, known_namespace, operands_namespace, to_input, upstream
+from ._checks import SCALARS, ShapeError, require_forward
+from ._contract import Sample, bools, contract, floats, values
+from ._operands import (
+    check_broadcast,
+    fresh,
+    known_namespace,
+    like_dout,
+    number_math,
+    operands,
+    to_input,
+    upstream,
+)
 from .base import Layer
 
 __all__ = ["AddLayer", "DivLayer", "MatMulLayer", "MaxLayer", "MulLayer", "SubLayer"]
 
 
+def _node_samples(y_away: float = 0.0) -> list[Sample]:
+    """The conformance samples every broadcasting two-input node is held to
+    (``y_away`` keeps the second operand away from zero, for division)."""
+    return [
+        Sample(floats(3, 4), floats(3, 4, away=y_away)),
+        Sample(floats(3, 1), floats(4, away=y_away), name="broadcast"),
+        Sample(floats(), floats(2, 3, away=y_away), name="0-d"),
+        Sample(floats(2, 3), 2.5, name="Python float"),
+        Sample(-1.5, floats(3, away=y_away), name="Python number first"),
+        Sample(2.5, -1.25, name="Python numbers"),
+        Sample(values([1, 2], "int"), values([3, 4], "int"), dout=0.5, name="int arrays"),
+        Sample(values([1, -2, 3], "int"), 0.5, name="int array and Python float"),
+        Sample(values([[1, -2, 3]], "int"), floats(2, 3, away=y_away), name="int and float"),
+        Sample(floats(3, special="inf"), floats(3, away=y_away), smooth=False, name="inf"),
+        Sample(floats(0, 3), floats(0, 3, away=y_away), name="empty batch"),
+        Sample(floats(3), floats(2), raises=ShapeError, name="shapes that do not broadcast"),
+        Sample(bools(3), floats(3), raises=TypeError, name="bool array"),
+    ]
+
+
+def _torch_maximum(torch: Any, x: Any, y: Any) -> Any:
+    return torch.maximum(x, y)
+
+
 class _TwoInputs(Layer):
-    """Keeps ``x``, ``y`` and the output from ``forward``; checks ``dout`` in ``backward``."""
+    """Keeps ``x``, ``y`` and the output from ``forward``; checks ``dout`` in ``backward``.
+
+    Every node's ``forward`` is ``_operands`` (checks and promotion, before any compute),
+    the math on local values, then ``_commit``: a forward that raises leaves the cache of
+    the last one that succeeded, so the next ``backward`` still answers for that input.
+    ``backward`` gets ``dout`` and the operands from ``_upstream``: ``dout`` floating
+    (see :mod:`._operands`), integer operands cast to its dtype.
+    """
+
+    #: Floating math (``/``): integer inputs are computed in the default float dtype.
+    floating = False
 
     def __init__(self) -> None:
         self.x: Any = None
         self.y: Any = None
         self.out: Any = None
 
-    def _operands(self, x: Any, y: Any) -> ModuleType | None:
-        return operands_namespace(f"{type(self).__name__}.forward", (x, y), ("x", "y"))
+    def _operands(self, x: Any, y: Any) -> tuple[ModuleType | None, Any, Any]:
+        xp, (x, y) = operands(f"{type(self).__name__}.forward", (x, y), ("x", "y"),
+                              floating=self.floating)
+        return xp, x, y
 
-    def _upstream(self, dout: Any) -> tuple[Any, ModuleType | None]:
+    def _commit(self, x: Any, y: Any, out: Any) -> Any:
+        self.x, self.y, self.out = x, y, out
+        return out
+
+    def _upstream(self, dout: Any) -> tuple[Any, ModuleType | None, Any, Any]:
         require_forward(self, self.out)
-        return upstream(type(self).__name__, dout, self.out, (self.x, self.y), ("x", "y"))
+        dout, xp = upstream(type(self).__name__, dout, self.out, (self.x, self.y), ("x", "y"))
+        return dout, xp, like_dout(self.x, dout, xp), like_dout(self.y, dout, xp)
 
     def _grads(self, dx: Any, dy: Any, xp: ModuleType | None) -> tuple[Any, Any]:
         return to_input(dx, self.x, xp), to_input(dy, self.y, xp)
 
 
+@contract(reference=lambda np, x, y: np.multiply(x, y), samples=_node_samples(),
+          torch_reference=lambda torch, x, y: x * y, grads_for=(0, 1))
 @recordable("×")
 class MulLayer(_TwoInputs):
     """Multiplication node: ``out = x * y``; ``backward`` swaps the inputs.
@@ -60,16 +114,16 @@ class MulLayer(_TwoInputs):
     """
 
     def forward(self, x: Any, y: Any) -> Any:
-        self._operands(x, y)
-        self.x, self.y = x, y
-        self.out = x * y
-        return self.out
+        _, x, y = self._operands(x, y)
+        return self._commit(x, y, x * y)
 
     def backward(self, dout: Any) -> tuple[Any, Any]:
-        dout, xp = self._upstream(dout)
-        return self._grads(dout * self.y, dout * self.x, xp)
+        dout, xp, x, y = self._upstream(dout)
+        return self._grads(dout * y, dout * x, xp)
 
 
+@contract(reference=lambda np, x, y: np.add(x, y), samples=_node_samples(),
+          torch_reference=lambda torch, x, y: x + y, grads_for=(0, 1))
 @recordable("+")
 class AddLayer(_TwoInputs):
     """Addition node: ``out = x + y``; ``backward`` passes ``dout`` on to both inputs.
@@ -87,16 +141,16 @@ class AddLayer(_TwoInputs):
     """
 
     def forward(self, x: Any, y: Any) -> Any:
-        self._operands(x, y)
-        self.x, self.y = x, y
-        self.out = x + y
-        return self.out
+        _, x, y = self._operands(x, y)
+        return self._commit(x, y, x + y)
 
     def backward(self, dout: Any) -> tuple[Any, Any]:
-        dout, xp = self._upstream(dout)
+        dout, xp, _, _ = self._upstream(dout)
         return self._grads(fresh(dout), fresh(dout), xp)
 
 
+@contract(reference=lambda np, x, y: np.subtract(x, y), samples=_node_samples(),
+          torch_reference=lambda torch, x, y: x - y, grads_for=(0, 1))
 @recordable("−")
 class SubLayer(_TwoInputs):
     """Subtraction node: ``out = x - y``; ``backward`` gives ``dout`` to ``x``, ``-dout`` to ``y``.
@@ -110,16 +164,18 @@ class SubLayer(_TwoInputs):
     """
 
     def forward(self, x: Any, y: Any) -> Any:
-        self._operands(x, y)
-        self.x, self.y = x, y
-        self.out = x - y
-        return self.out
+        _, x, y = self._operands(x, y)
+        return self._commit(x, y, x - y)
 
     def backward(self, dout: Any) -> tuple[Any, Any]:
-        dout, xp = self._upstream(dout)
+        dout, xp, _, _ = self._upstream(dout)
         return self._grads(fresh(dout), -dout, xp)
 
 
+@contract(reference=lambda np, x, y: np.divide(x, y), samples=[
+    *_node_samples(y_away=0.5),
+    Sample(1.0, 0.0, raises=ZeroDivisionError, name="Python numbers, zero divisor")],
+    torch_reference=lambda torch, x, y: x / y, grads_for=(0, 1))
 @recordable("÷")
 class DivLayer(_TwoInputs):
     """Division node: ``out = x / y``; ``dx = dout / y``, ``dy = -dout * out / y``.
@@ -132,18 +188,23 @@ class DivLayer(_TwoInputs):
     (0.75, (0.25, -0.1875))
     """
 
+    floating = True
+
     def forward(self, x: Any, y: Any) -> Any:
-        self._operands(x, y)
-        self.x, self.y = x, y
-        self.out = x / y
-        return self.out
+        xp, x, y = self._operands(x, y)
+        return self._commit(x, y, number_math("div", x, y) if xp is None else x / y)
 
     def backward(self, dout: Any) -> tuple[Any, Any]:
-        dout, xp = self._upstream(dout)
-        dx = dout / self.y
+        dout, xp, _, y = self._upstream(dout)
+        dx = number_math("div", dout, y) if xp is None else dout / y
         return self._grads(dx, -dx * self.out, xp)
 
 
+@contract(reference=lambda np, x, y: np.maximum(x, y), samples=[
+    *_node_samples(),
+    Sample(values([1.0, 5.0, 2.0]), values([3.0, 4.0, 2.0]), smooth=False, name="a tie"),
+    Sample(float("nan"), 1.0, smooth=False, name="Python NaN")],
+    torch_reference=_torch_maximum, grads_for=(0, 1))
 @recordable("max")
 class MaxLayer(_TwoInputs):
     """Max gate: ``out = maximum(x, y)``; ``backward`` routes ``dout`` to the larger input.
@@ -152,7 +213,8 @@ class MaxLayer(_TwoInputs):
     Python's ``max(x, y)`` returns its first argument on a tie), and ``y`` gets 0. So each
     element of ``dout`` goes to exactly one input and ``dx + dy == dout``; this is one
     valid subgradient. PyTorch's ``torch.maximum`` instead splits a tie, ``dout / 2`` to
-    each. Where an input is NaN the output is NaN and the gradient goes to ``y``.
+    each. NaN propagates as in ``numpy.maximum``: where an input is NaN the output is NaN
+    and the gradient goes to that input (to ``x`` where both are).
 
     Examples
     --------
@@ -170,24 +232,27 @@ class MaxLayer(_TwoInputs):
         self.mask: Any = None  # where the gradient goes to x
 
     def forward(self, x: Any, y: Any) -> Any:
-        xp = self._operands(x, y)
-        self.x, self.y = x, y
+        xp, x, y = self._operands(x, y)
         if xp is None:
-            self.mask = x >= y
-            self.out = x if self.mask else y
-            return self.out
-        a, b = _arrays(x, y, xp)
-        self.mask = a >= b
-        self.out = xp.where(self.mask, a, b)
-        return self.out
+            mask = x >= y or x != x  # a NaN x wins, as in numpy.maximum
+            out = x if mask else y
+        else:
+            a, b = _arrays(x, y, xp)
+            mask = a >= b
+            if xp.isdtype(a.dtype, "real floating"):
+                mask = mask | xp.isnan(a)
+            out = xp.where(mask, a, b)
+        self.mask = mask
+        return self._commit(x, y, out)
 
     def backward(self, dout: Any) -> tuple[Any, Any]:
-        dout, xp = self._upstream(dout)
+        dout, xp, _, _ = self._upstream(dout)
         mask = self.mask
         if isinstance(mask, bool):
             return self._grads(dout * mask, dout * (not mask), xp)
         xp = known_namespace(xp)  # the mask is an array
-        return self._grads(xp.where(mask, dout, 0), xp.where(mask, 0, dout), xp)
+        # zero_where keeps an empty dout on its device (JAX's where(mask, 0, dout) does not)
+        return self._grads(xp.where(mask, dout, 0), zero_where(mask, dout, xp), xp)
 
 
 def _arrays(x: Any, y: Any, xp: ModuleType) -> tuple[Any, Any]:
@@ -199,6 +264,17 @@ def _arrays(x: Any, y: Any, xp: ModuleType) -> tuple[Any, Any]:
     return x, y
 
 
+@contract(reference=lambda np, W, X: np.matmul(W, X), samples=[
+    Sample(floats(3, 4), floats(4, 2)),
+    Sample(floats(2, 3, 4), floats(4, 2), name="batch axes"),
+    Sample(values([[1, 2], [3, 4]], "int"), values([[1], [-1]], "int"), dout=0.5,
+           name="int arrays"),
+    Sample(floats(0, 4), floats(4, 2), name="empty"),
+    Sample(floats(3, 4), floats(3, 2), raises=ShapeError, name="inner sizes differ"),
+    Sample(floats(2, 3, 4), floats(3, 4, 2), raises=ShapeError, name="batch axes differ"),
+    Sample(floats(3), floats(3), raises=ShapeError, name="vectors"),
+    Sample(bools(3, 4), floats(4, 2), raises=TypeError, name="bool array")],
+    torch_reference=lambda torch, W, X: W @ X, grads_for=(0, 1))
 @recordable("@")
 class MatMulLayer(_TwoInputs):
     """Matrix product node ``D = W @ X``: ``dW = dD @ X.T``, ``dX = W.T @ dD``.
@@ -222,23 +298,22 @@ class MatMulLayer(_TwoInputs):
     """
 
     def forward(self, W: Any, X: Any) -> Any:
-        xp = operands_namespace("MatMulLayer.forward", (W, X), ("W", "X"))
-        if xp is None or isinstance(W, SCALARS) or isinstance(X, SCALARS):
+        if isinstance(W, SCALARS) or isinstance(X, SCALARS):
             raise TypeError("MatMulLayer.forward: W and X must both be arrays (D = W @ X); "
                             "use MulLayer for Python numbers")
+        _, (W, X) = operands("MatMulLayer.forward", (W, X), ("W", "X"), broadcast=False)
         if W.ndim < 2 or X.ndim < 2 or W.shape[-1] != X.shape[-2]:
-            raise ValueError(
+            raise ShapeError(
                 f"MatMulLayer.forward: W @ X needs W of shape (..., n, m) and X of shape "
                 f"(..., m, k), got W {tuple(W.shape)} and X {tuple(X.shape)} (make a vector "
                 "a column of shape (m, 1))")
-        self.x, self.y = W, X
-        self.out = W @ X
-        return self.out
+        check_broadcast("MatMulLayer.forward", [("W's batch axes", tuple(W.shape[:-2])),
+                                                ("X's batch axes", tuple(X.shape[:-2]))])
+        return self._commit(W, X, W @ X)
 
     def backward(self, dout: Any) -> tuple[Any, Any]:
-        dout, xp = self._upstream(dout)
+        dout, xp, W, X = self._upstream(dout)
         xp = known_namespace(xp)  # forward took arrays only
-        W, X = self.x, self.y
         return self._grads(dout @ xp.matrix_transpose(X), xp.matrix_transpose(W) @ dout, xp)
 
     @property

@@ -14,7 +14,8 @@ import numpy as np  # host-side only: the seeded generator of Dropout's masks
 from array_api_compat import device as _device
 
 from ..backends import backend_of, namespace_of
-from ._checks import check_shape, require_forward
+from ._checks import INFERENCE, ShapeError, check_shape, require_forward
+from ._contract import Sample, contract, floats
 from .base import Layer
 
 __all__ = ["BatchNormalization", "Dropout"]
@@ -22,6 +23,12 @@ __all__ = ["BatchNormalization", "Dropout"]
 Array = Any
 
 
+@contract(reference=lambda np, x: np.where(np.random.default_rng(3).random(np.shape(x)) > 0.5,
+                                            x, 0.0),
+          init={"dropout_ratio": 0.5, "seed": 3}, train_flg=True,
+          samples=[Sample(floats(4, 5)), Sample(floats(2, 3, 2, 2), name="images"),
+                   Sample(floats(3, special="inf"), smooth=False, name="inf"),
+                   Sample(floats(0, 3), name="empty batch")])
 class Dropout(Layer):
     """Drop each unit with probability ``dropout_ratio`` while training (the book's version).
 
@@ -29,6 +36,9 @@ class Dropout(Layer):
     ``forward`` and ``backward`` lets the gradient through where the mask is true. At
     test time every unit is kept and scaled by ``1 - dropout_ratio``, as in the book
     (not "inverted" dropout, which scales at training time instead).
+
+    A dropped unit is 0 even where ``x`` is NaN or infinite (``where``, not the book's
+    ``x * mask``, which would give NaN there): dropping means contributing nothing.
 
     Masks come from a seeded host ``numpy.random.Generator`` and are moved to ``x``'s
     device, so one seed gives the same masks, hence the same training run, on every
@@ -72,10 +82,16 @@ class Dropout(Layer):
     def forward(self, x: Array, train_flg: bool = True) -> Array:
         xp = namespace_of(x)
         if not train_flg:
-            return x * (1.0 - self.dropout_ratio)
+            out = x * (1.0 - self.dropout_ratio)
+            self.mask = None  # nothing to differentiate (see require_forward)
+            setattr(self, INFERENCE, True)
+            return out
         keep = self._rng.random(tuple(x.shape)) > self.dropout_ratio
-        self.mask = backend_of(x).asarray(keep, dtype=xp.bool)
-        return xp.where(self.mask, x, xp.zeros((), dtype=x.dtype, device=_device(x)))
+        mask = backend_of(x).asarray(keep, dtype=xp.bool)
+        out = xp.where(mask, x, xp.zeros((), dtype=x.dtype, device=_device(x)))
+        self.mask = mask  # committed once forward has succeeded
+        setattr(self, INFERENCE, False)
+        return out
 
     def backward(self, dout: Array) -> Array:
         mask = require_forward(self, self.mask)
@@ -84,6 +100,26 @@ class Dropout(Layer):
         return xp.where(mask, dout, xp.zeros((), dtype=dout.dtype, device=_device(dout)))
 
 
+def _batchnorm_reference(np: Any, x: Any, gamma: Any, beta: Any) -> Any:
+    flat = np.reshape(x, (x.shape[0], gamma.shape[0]))
+    centred = flat - flat.mean(axis=0)
+    out = gamma * centred / np.sqrt((centred ** 2).mean(axis=0) + 1e-6) + beta
+    return np.reshape(out, x.shape)
+
+
+def _batchnorm_torch(torch: Any, x: Any, gamma: Any, beta: Any) -> Any:
+    flat = x.reshape(x.shape[0], gamma.shape[0])
+    out = torch.nn.functional.batch_norm(flat, None, None, gamma, beta, training=True, eps=1e-6)
+    return out.reshape(x.shape)
+
+
+@contract(reference=_batchnorm_reference, torch_reference=_batchnorm_torch, train_flg=True,
+          params={"gamma": floats(3, low=0.5, high=1.5), "beta": floats(3)},
+          samples=[Sample(floats(5, 3)), Sample(floats(4, 3, 1, 1), name="images"),
+                   Sample(floats(3, 3, special="inf"), smooth=False, name="inf"),
+                   Sample(floats(0, 3), raises=ValueError, name="empty batch"),
+                   Sample(floats(5, 4), raises=ShapeError, name="features that do not fit"),
+                   Sample(floats(3), raises=ShapeError, name="no batch axis")])
 class BatchNormalization(Layer):
     """Normalise each feature over the batch, then scale by ``gamma`` and shift by ``beta``.
 
@@ -200,13 +236,19 @@ class BatchNormalization(Layer):
     def forward(self, x: Array, train_flg: bool = True) -> Array:
         gamma, beta = self.params["gamma"], self.params["beta"]
         xp = namespace_of(x, gamma, names=("x", "gamma"))
+        if not hasattr(x, "ndim"):
+            raise TypeError(f"BatchNormalization.forward: x must be an array of gamma's "
+                            f"backend, got {type(x).__name__}")
         features = math.prod(x.shape[1:]) if x.ndim >= 2 else -1
         if features != gamma.shape[0]:
-            raise ValueError(
+            raise ShapeError(
                 f"BatchNormalization: x of shape {tuple(x.shape)} must be a batch (N, ...) with "
                 f"{gamma.shape[0]} features per sample, as gamma of shape {tuple(gamma.shape)}"
             )
-        self.input_shape = tuple(x.shape)
+        if train_flg and x.shape[0] == 0:
+            raise ValueError("BatchNormalization: a training forward needs at least one sample "
+                             "(the batch statistics of an empty batch are undefined)")
+        input_shape = tuple(x.shape)
         if x.ndim != 2:
             x = xp.reshape(x, (x.shape[0], features))
         if train_flg:
@@ -215,15 +257,22 @@ class BatchNormalization(Layer):
             var = xp.mean(xc ** 2, axis=0)
             std = xp.sqrt(var + self.eps)
             xn = xc / std
-            self.batch_size = x.shape[0]
-            self.xc, self.xn, self.std = xc, xn, std
             m = self.momentum
-            self.state["running_mean"] = m * self.state["running_mean"] + (1 - m) * mu
-            self.state["running_var"] = m * self.state["running_var"] + (1 - m) * var
+            running_mean = m * self.state["running_mean"] + (1 - m) * mu
+            running_var = m * self.state["running_var"] + (1 - m) * var
+            cache = (x.shape[0], xc, xn, std)
         else:
             xn = (x - self.state["running_mean"]) / xp.sqrt(self.state["running_var"] + self.eps)
+            cache = (None, None, None, None)  # nothing to differentiate (see require_forward)
         out = gamma * xn + beta
-        return out if out.shape == self.input_shape else xp.reshape(out, self.input_shape)
+        out = out if out.shape == input_shape else xp.reshape(out, input_shape)
+        # committed together, once forward has succeeded
+        self.input_shape = input_shape
+        self.batch_size, self.xc, self.xn, self.std = cache
+        if train_flg:
+            self.state["running_mean"], self.state["running_var"] = running_mean, running_var
+        setattr(self, INFERENCE, not train_flg)
+        return out
 
     def backward(self, dout: Array) -> Array:
         xn = require_forward(self, self.xn)
