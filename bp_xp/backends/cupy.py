@@ -42,7 +42,6 @@ def parse_device(device: Any) -> Any:
     cupy = require("cupy", NAME, EXTRA)
     count = _device_count(cupy)
     if count == 0:
-
         raise BackendUnavailableError(
             "backend 'cupy' is installed but no working CUDA device was found. " + installed_hint()
         )

@@ -43,7 +43,6 @@ def parse_device(device: Any) -> Any:
     try:
         found = jax.devices(platform)
     except RuntimeError as exc:
-
         raise BackendUnavailableError(
             f"JAX has no {platform!r} devices here ({exc}). {installed_hint()}"
         ) from exc

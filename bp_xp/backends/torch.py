@@ -46,7 +46,6 @@ def parse_device(device: Any) -> Any:
         ) from exc
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-
             raise BackendUnavailableError(
                 f"torch device {str(dev)!r} was asked for but torch.cuda is not available here "
                 f"(torch {torch.__version__}). {installed_hint()}"
