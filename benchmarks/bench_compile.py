@@ -51,6 +51,21 @@ class BpXpCompiledRunner(BpXpRunner):
         self._sync(list(self.net.params.values()))
 
 
+class PortableLossRunner(BpXpCompiledRunner):
+    """As :class:`BpXpCompiledRunner`, with the backend's fused loss kernel switched off:
+    the portable log-sum-exp loss, to measure what the fused kernel saves."""
+
+    def step(self) -> None:
+        import bp_xp.layers.loss as loss_module
+
+        fused = loss_module._fused_loss
+        loss_module._fused_loss = lambda *args: None
+        try:
+            super().step()
+        finally:
+            loss_module._fused_loss = fused
+
+
 def implementations() -> list[Implementation]:
     """The rows, baseline (the book's NumPy code) first."""
     return [
@@ -65,6 +80,9 @@ def implementations() -> list[Implementation]:
         Implementation("bp_xp:torch:step", "bp_xp on PyTorch, compile_step + optim.SGD",
                        lambda p: BpXpCompiledRunner(p, "torch:cpu"), library="torch",
                        predict=False),
+        Implementation("bp_xp:torch:step:portable-loss",
+                       "bp_xp on PyTorch, compile_step + optim.SGD, portable loss",
+                       lambda p: PortableLossRunner(p, "torch:cpu"), library="torch", predict=False),
         Implementation("jax:jit", "JAX, hand-written jit of the whole step",
                        lambda p: JaxJitRunner(p, "cpu"), library="jax", predict=False),
         Implementation("bp_xp:jax:compiled", "bp_xp on JAX, compile_step (jax.jit)",
@@ -79,6 +97,8 @@ PAIRS: tuple[tuple[str, str, dict[str, float] | None], ...] = (
     ("bp_xp:numpy", "book", {"book": 0.90, "wide": 0.75}),
     ("bp_xp:torch", "torch:manual", {"book": 1.00, "wide": 1.00}),
     ("bp_xp:torch:step", "torch:manual", {"book": 1.00, "wide": 1.00}),
+    ("bp_xp:torch:step:portable-loss", "torch:manual", None),
+    ("bp_xp:torch:step", "bp_xp:torch:step:portable-loss", None),
     ("bp_xp:jax:compiled", "jax:jit", {"book": 1.05, "wide": 1.05}),
     ("bp_xp:jax", "jax:jit", None),
 )

@@ -36,6 +36,8 @@ from array_api_compat import device as _device
 from ._checks import require_array
 from ._im2col import col2im, conv_output_size, im2col
 from .backends import DTypeError, dtype_name, namespace_of, zero_where
+from .backends import fast_kernel as _fast_kernel
+from .backends import softmax_cross_entropy_labels as _fused_loss_kernel
 from .debug import check_labels
 
 __all__ = [
@@ -305,3 +307,28 @@ def _checked_label_info(xp: Any, t: Array, num_classes: int) -> Any:
             "cast the labels to int32 or int64"
         )
     return info
+
+
+# --------------------------------------------------------------------------------------
+# The fused loss kernel (issue 22): one backend call where the backend has one
+# --------------------------------------------------------------------------------------
+
+
+def fused_softmax_loss(x: Array, t: Array, where: str) -> Any:
+    """``(loss, y, backward)`` by the backend's fused kernel for integer labels, or ``None``.
+
+    Called first, before any check: ``None`` for anything but logits ``(N, C)`` and labels
+    ``(N,)`` of one backend with a kernel (Python data, target rows, an empty batch, mixed
+    backends or devices...), which sends the caller down the portable path and its errors.
+    The labels' dtype and the debug checks are applied here exactly as :func:`_label_hits`
+    applies them, so the kernel only computes. ``backward(scale)`` gives
+    ``(y - onehot(t)) * scale`` with NaN rows for labels out of range.
+    """
+    if type(t) is not type(x) or _fast_kernel("softmax_cross_entropy_labels", x) is None:
+        return None
+    if x.ndim != 2 or t.ndim != 1 or x.shape[0] == 0 or t.shape[0] != x.shape[0]:
+        return None
+    num_classes = x.shape[1]
+    _require_integer_labels(namespace_of(x, t, names=("x", "t")), t, num_classes)
+    check_labels(t, num_classes, where)
+    return _fused_loss_kernel(x, t)

@@ -327,14 +327,19 @@ def _eager_reference(hx, ht, lrs):
     return {k: np.array(v) for k, v in net.params.items()}
 
 
-@pytest.mark.slow
-def test_a_learning_rate_restored_by_load_state_dict_reaches_the_compiled_step(rng):
+def _jax_sgd_step(rng):
+    """A float64 TwoLayerNet on JAX, its SGD, their compiled step, a batch on host and device."""
     _, backend = _jax_case()
     net = TwoLayerNet(8, 5, 3, weight_init_std=0.5, backend=backend, dtype="float64", seed=0)
     optimizer = get_optimizer("sgd", lr=0.1)
-    step = bp_xp.compile_step(net, optimizer)
     hx, ht = _batch(rng)
-    x, t = backend.asarray(hx), backend.asarray(ht)
+    return (net, optimizer, bp_xp.compile_step(net, optimizer), (hx, ht),
+            (backend.asarray(hx), backend.asarray(ht)))
+
+
+@pytest.mark.slow
+def test_a_learning_rate_restored_by_load_state_dict_reaches_the_compiled_step(rng):
+    net, optimizer, step, (hx, ht), (x, t) = _jax_sgd_step(rng)
     step(x, t)
     state = optimizer.state_dict()
     state["hyperparameters"]["lr"] = 0.5
@@ -350,12 +355,7 @@ def test_a_learning_rate_restored_by_load_state_dict_reaches_the_compiled_step(r
 def test_a_keyboard_interrupt_while_the_step_is_installed_leaves_no_donated_buffer(
         rng, monkeypatch):
     """The old buffers were donated: the new arrays must be installed whatever arrives."""
-    _, backend = _jax_case()
-    net = TwoLayerNet(8, 5, 3, weight_init_std=0.5, backend=backend, dtype="float64", seed=0)
-    optimizer = get_optimizer("sgd", lr=0.1)
-    step = bp_xp.compile_step(net, optimizer)
-    hx, ht = _batch(rng)
-    x, t = backend.asarray(hx), backend.asarray(ht)
+    net, optimizer, step, (hx, ht), (x, t) = _jax_sgd_step(rng)
     commit = type(optimizer).commit_step
     interrupts = []
 

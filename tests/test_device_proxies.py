@@ -44,10 +44,28 @@ def _batch(xb, net, n=4):
     return xb.asarray(rng.standard_normal(shape), "float32"), xb.asarray(np.arange(n) % 3, "int64")
 
 
+@pytest.mark.slow
 @pytest.mark.no_values
 @pytest.mark.parametrize("network", sorted(NETWORKS))
 def test_every_network_steps_on_every_row_keeping_its_device(xb, network):
-    """Forward, backward, every optimizer and compile_step; each result on the row's device."""
+    """Forward, backward, every optimizer and compile_step; each result on the row's device.
+
+    Slow: five networks times six optimizers on every row. The meta row also runs in the
+    quick lane, below.
+    """
+    _steps_keeping_the_device(xb, network)
+
+
+@pytest.mark.parametrize("network", sorted(NETWORKS))
+def test_every_network_steps_on_the_meta_device(network):
+    """The quick lane's share of the above: the row that stands in for a GPU on any machine."""
+    from bp_xp.testing import XB, cases
+
+    case = next(c for c in cases() if not c.values)
+    _steps_keeping_the_device(XB(case, _meta()), network)
+
+
+def _steps_keeping_the_device(xb, network):
     net = NETWORKS[network](xb.backend)
     x, t = _batch(xb, net)
     scores = net.predict(x)

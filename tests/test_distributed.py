@@ -176,7 +176,7 @@ def test_a_worker_killed_mid_evaluation_is_survived(client):
 def test_shard_arguments_are_checked():
     with pytest.raises(ValueError, match="needs rows_per_chunk or chunks"):
         shard(np.zeros((4, 2)))
-    with pytest.raises(ValueError, match="chunks must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="shard: chunks must be an integer >= 1, got 0"):
         shard(np.zeros((4, 2)), chunks=0)
     with pytest.raises(TypeError, match="expects Dask arrays"):
         evaluate(bp_xp.TwoLayerNet(2, 2, 2), np.zeros((1, 2)), np.zeros(1, dtype=int))

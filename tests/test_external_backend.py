@@ -78,10 +78,11 @@ def _box(value: Any) -> Any:
 class ExtArray:
     """An array of the ``ext_np`` backend: an ``ndarray`` in a box of another type."""
 
-    __slots__ = ("data",)
+    __slots__ = ("data", "version", "__weakref__")  # weakly referable, as NumPy's arrays are
 
     def __init__(self, data: np.ndarray) -> None:
         self.data = data
+        self.version = 0  # counts in-place changes (the spec's version_stamp)
 
     shape = property(lambda self: self.data.shape)
     dtype = property(lambda self: self.data.dtype)
@@ -107,6 +108,7 @@ class ExtArray:
 
     def __setitem__(self, key: Any, value: Any) -> None:
         self.data[_unbox(key)] = _unbox(value)
+        self.version += 1
 
     def __len__(self) -> int:
         return len(self.data)
@@ -144,6 +146,7 @@ def _binary(op: Any, reflected: bool = False) -> Any:
 def _inplace(op: Any) -> Any:
     def method(self: ExtArray, other: Any) -> ExtArray:
         self.data = op(self.data, _unbox(other))
+        self.version += 1
         return self
     return method
 
@@ -221,6 +224,7 @@ SPEC = BackendSpec(
     from_host=lambda host, device, chunks: ExtArray(np.array(host, copy=True)),
     to_host=lambda x: np.array(x.data, copy=True),
     synchronize=lambda device, arrays: None,
+    version_stamp=lambda x: x.version,
 )
 
 #: The matrix row of the backend.

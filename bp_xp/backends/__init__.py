@@ -40,6 +40,7 @@ from ._api import (
 from ._errors import BackendError, BackendMismatchError, BackendUnavailableError, DTypeError
 from ._kernels import fast_kernel, subtract_scaled, zero_where
 from ._namespace import describe_place, namespace_of
+from ._native import conv2d, max_pool2d, softmax_cross_entropy_labels
 from ._registry import (
     backend_names,
     get_spec,
@@ -63,6 +64,7 @@ __all__ = [
     "backend_info",
     "backend_names",
     "backend_of",
+    "conv2d",
     "describe_place",
     "dtype_name",
     "enable_float64",
@@ -71,10 +73,12 @@ __all__ = [
     "get_spec",
     "installed_hint",
     "is_tracer",
+    "max_pool2d",
     "namespace_of",
     "register_backend",
     "resolve_backend",
     "settle",
+    "softmax_cross_entropy_labels",
     "spec_of",
     "subtract_scaled",
     "to_device",

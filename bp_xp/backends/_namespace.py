@@ -189,6 +189,8 @@ def describe_place(x: Any) -> str | None:
     if spec is None:
         return None
     device = spec.parse_device(None) if spec.chunked else array_api_compat.device(x)
+    if device is None:  # a tracer: placed only when the traced computation runs
+        return spec.name
     text = spec.format_device(device)
     return spec.name if text is None else f"{spec.name}:{text}"
 

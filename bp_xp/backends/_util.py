@@ -37,7 +37,6 @@ def require(module: str, backend: str, extra: str) -> ModuleType:
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-
         raise BackendUnavailableError(
             f"backend {backend!r} is not installed ({exc}); {install_hint(extra)}. {installed_hint()}"
         ) from exc

@@ -42,7 +42,6 @@ def parse_device(device: Any) -> Any:
     cupy = require("cupy", NAME, EXTRA)
     count = _device_count(cupy)
     if count == 0:
-
         raise BackendUnavailableError(
             "backend 'cupy' is installed but no working CUDA device was found. " + installed_hint()
         )
@@ -106,3 +105,51 @@ SPEC = BackendSpec(
     probe_in_hints=False,
     writes_in_place=lambda x: True,
 )
+
+# --------------------------------------------------------------------------------------
+# Native convolution and pooling kernels (issue 22): strided windows, as on NumPy
+# --------------------------------------------------------------------------------------
+
+
+def _on_device_of(x: Any, run: Any) -> Any:
+    """Run ``run()`` (a kernel) with ``x``'s GPU current, and its backward too: CuPy
+    allocates on the current device, which need not be the one ``x`` lives on."""
+    with x.device:
+        result = run()
+    if result is None:
+        return None
+    out, backward = result
+    device = x.device
+
+    def on_device(*args: Any) -> Any:
+        with device:
+            return backward(*args)
+
+    return out, on_device
+
+
+def conv2d(x: Any, W: Any, b: Any, stride: int, pad: int) -> Any:
+    """Convolution by one copy of a strided window view (see :mod:`bp_xp.backends._strided`)."""
+    import cupy
+
+    from . import _strided
+
+    return _on_device_of(x, lambda: _strided.conv2d(cupy, x, W, b, stride, pad))
+
+
+def max_pool2d(x: Any, pool_h: int, pool_w: int, stride: int, pad: int) -> Any:
+    """Max pooling by strided slices (see :mod:`bp_xp.backends._strided`)."""
+    import cupy
+
+    from . import _strided
+
+    return _on_device_of(x, lambda: _strided.max_pool2d(cupy, x, pool_h, pool_w, stride, pad))
+
+
+# Registered in place into this file's fast-kernel table: the dict its ``KERNELS`` names or,
+# where the file declares its backend as a ``SPEC``, that spec's ``kernels`` (never replaced,
+# so that whatever already holds the table sees these kernels too).
+_TABLE: dict[str, Any] = (globals()["SPEC"].kernels if "SPEC" in globals()
+                          else globals().setdefault("KERNELS", {}))
+_TABLE.update({"conv2d": conv2d, "max_pool2d": max_pool2d})
+KERNELS = _TABLE

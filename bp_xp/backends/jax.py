@@ -43,7 +43,6 @@ def parse_device(device: Any) -> Any:
     try:
         found = jax.devices(platform)
     except RuntimeError as exc:
-
         raise BackendUnavailableError(
             f"JAX has no {platform!r} devices here ({exc}). {installed_hint()}"
         ) from exc
@@ -187,3 +186,72 @@ SPEC = BackendSpec(
     compiled_kind="jax.jit", trace_errors=trace_errors, is_tracer=is_tracer,
     enable_float64=enable_float64, request_host_devices=request_host_devices,
 )
+
+# --------------------------------------------------------------------------------------
+# Native convolution and pooling kernels (issue 22): XLA's convolution and reduce_window
+# --------------------------------------------------------------------------------------
+#
+# The backward passes are JAX's own derivatives (``jax.vjp``) of XLA's convolution and
+# max ``reduce_window``, so under ``compile_step`` the whole step is one XLA program with
+# native convolutions, and an input gradient nobody uses is removed by XLA.
+
+
+def _floats(*arrays: Any) -> bool:
+    import jax.numpy as jnp
+
+    dtype = arrays[0].dtype
+    return dtype in (jnp.float32, jnp.float64) and all(a.dtype == dtype for a in arrays)
+
+
+def conv2d(x: Any, W: Any, b: Any, stride: int, pad: int) -> Any:
+    """``(out, backward)`` by ``lax.conv_general_dilated`` (NCHW, OIHW) and its ``jax.vjp``.
+
+    ``backward(dout, need_dx)`` gives ``(dx or None, dW, db)``. Output sizes are floored.
+    """
+    import jax
+    from jax import lax
+
+    if not _floats(x, W, b):
+        return None
+
+    def convolve(x: Any, W: Any) -> Any:
+        return lax.conv_general_dilated(x, W, (stride, stride), [(pad, pad), (pad, pad)],
+                                        dimension_numbers=("NCHW", "OIHW", "NCHW"))
+
+    out, pullback = jax.vjp(convolve, x, W)
+    out = out + b.reshape(1, -1, 1, 1)
+
+    def backward(dout: Any, need_dx: bool) -> tuple[Any, Any, Any]:
+        dx, dW = pullback(dout)
+        return (dx if need_dx else None), dW, dout.sum(axis=(0, 2, 3))
+
+    return out, backward
+
+
+def max_pool2d(x: Any, pool_h: int, pool_w: int, stride: int, pad: int) -> Any:
+    """``(out, backward)`` by ``lax.reduce_window`` (max) over the zero-padded input and its
+    ``jax.vjp``, which sends each gradient to the first maximum of its window."""
+    import jax
+    import jax.numpy as jnp
+    from jax import lax
+
+    if not _floats(x):
+        return None
+
+    def pool(x: Any) -> Any:
+        img = jnp.pad(x, ((0, 0), (0, 0), (pad, pad), (pad, pad))) if pad else x
+        # a concrete NumPy -inf: JAX then sees max pooling (a differentiable primitive)
+        return lax.reduce_window(img, np.array(-np.inf, dtype=x.dtype), lax.max,
+                                 (1, 1, pool_h, pool_w), (1, 1, stride, stride), "VALID")
+
+    out, pullback = jax.vjp(pool, x)
+    return out, lambda dout: pullback(dout)[0]
+
+
+# Registered in place into this file's fast-kernel table: the dict its ``KERNELS`` names or,
+# where the file declares its backend as a ``SPEC``, that spec's ``kernels`` (never replaced,
+# so that whatever already holds the table sees these kernels too).
+_TABLE: dict[str, Any] = (globals()["SPEC"].kernels if "SPEC" in globals()
+                          else globals().setdefault("KERNELS", {}))
+_TABLE.update({"conv2d": conv2d, "max_pool2d": max_pool2d})
+KERNELS = _TABLE

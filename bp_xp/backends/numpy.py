@@ -128,3 +128,30 @@ SPEC = BackendSpec(
     version_stamp=version_stamp,
     writes_in_place=writes_in_place,
 )
+
+# --------------------------------------------------------------------------------------
+# Native convolution, pooling and loss kernels (issue 22): strided windows
+# --------------------------------------------------------------------------------------
+
+
+def conv2d(x: np.ndarray, W: np.ndarray, b: np.ndarray, stride: int, pad: int) -> Any:
+    """Convolution by one copy of a strided window view (see :mod:`bp_xp.backends._strided`)."""
+    from . import _strided
+
+    return _strided.conv2d(np, x, W, b, stride, pad)
+
+
+def max_pool2d(x: np.ndarray, pool_h: int, pool_w: int, stride: int, pad: int) -> Any:
+    """Max pooling by strided slices (see :mod:`bp_xp.backends._strided`)."""
+    from . import _strided
+
+    return _strided.max_pool2d(np, x, pool_h, pool_w, stride, pad)
+
+
+# Registered in place into this file's fast-kernel table: the dict its ``KERNELS`` names or,
+# where the file declares its backend as a ``SPEC``, that spec's ``kernels`` (never replaced,
+# so that whatever already holds the table sees these kernels too).
+_TABLE: dict[str, Any] = (globals()["SPEC"].kernels if "SPEC" in globals()
+                          else globals().setdefault("KERNELS", {}))
+_TABLE.update({"conv2d": conv2d, "max_pool2d": max_pool2d})
+KERNELS = _TABLE

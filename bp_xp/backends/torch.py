@@ -46,7 +46,6 @@ def parse_device(device: Any) -> Any:
         ) from exc
     if dev.type == "cuda":
         if not torch.cuda.is_available():
-
             raise BackendUnavailableError(
                 f"torch device {str(dev)!r} was asked for but torch.cuda is not available here "
                 f"(torch {torch.__version__}). {installed_hint()}"
@@ -188,3 +187,120 @@ SPEC = BackendSpec(
     safetensors_framework="pt",
     writes_in_place=writes_in_place,
 )
+
+# --------------------------------------------------------------------------------------
+# Native convolution, pooling and loss kernels (issue 22)
+# --------------------------------------------------------------------------------------
+#
+# PyTorch's own kernels (oneDNN on the CPU, cuDNN on CUDA) called directly: bp_xp's tensors
+# never require grad, so no autograd graph is built; the backward passes are ATen's
+# backward kernels. Each returns ``None`` where it does not apply (a dtype other than
+# float32/float64, mixed dtypes, a tensor that requires grad): the portable path answers.
+
+
+def _plain(*tensors: Any) -> bool:
+    import torch
+
+    dtype = tensors[0].dtype
+    return (dtype in (torch.float32, torch.float64)
+            and all(t.dtype == dtype and not t.requires_grad for t in tensors))
+
+
+def conv2d(x: Any, W: Any, b: Any, stride: int, pad: int) -> Any:
+    """``(out, backward)`` by ``torch.nn.functional.conv2d`` and ATen's ``convolution_backward``.
+
+    ``backward(dout, need_dx)`` gives ``(dx or None, dW, db)`` in one call, which skips
+    ``dx`` when it is not needed. Output sizes are floored, as the book's and PyTorch's.
+    On CUDA, float32 convolutions follow ``torch.backends.cudnn.allow_tf32`` (PyTorch's
+    default lets cuDNN use TF32 tensor cores).
+    """
+    import torch
+
+    if not _plain(x, W, b):
+        return None
+    out = torch.nn.functional.conv2d(x, W, b, stride, pad)
+
+    def backward(dout: Any, need_dx: bool) -> tuple[Any, Any, Any]:
+        dx, dW, db = torch.ops.aten.convolution_backward(
+            dout, x, W, [W.shape[0]], [stride, stride], [pad, pad], [1, 1], False, [0, 0], 1,
+            [need_dx, True, True])
+        return dx, dW, db
+
+    return out, backward
+
+
+def max_pool2d(x: Any, pool_h: int, pool_w: int, stride: int, pad: int) -> Any:
+    """``(out, backward)`` by ATen's ``max_pool2d_with_indices`` and its backward on GPUs;
+    on the CPU by strided slices (:mod:`bp_xp.backends._strided`), which measured several
+    times faster than ATen's CPU kernel for the book's 2x2 pooling.
+
+    bp_xp pads pooling windows with zeros, as the book's ``im2col`` does (PyTorch pads
+    with ``-inf``), so the input is zero-padded first and pooled without padding. The
+    first maximum of a window wins, as in the portable path (PyTorch's kernels compare
+    with ``>``).
+    """
+    import torch
+
+    if not _plain(x):
+        return None
+    if x.device.type == "cpu":  # strided slices: several times faster than ATen's CPU kernel
+        from . import _strided
+
+        return _strided.max_pool2d(torch, x, pool_h, pool_w, stride, pad)
+    h, w = x.shape[2], x.shape[3]
+    img = torch.nn.functional.pad(x, (pad, pad, pad, pad)) if pad else x
+    kernel, strides = [pool_h, pool_w], [stride, stride]
+    out, indices = torch.ops.aten.max_pool2d_with_indices(img, kernel, strides, [0, 0], [1, 1],
+                                                          False)
+
+    def backward(dout: Any) -> Any:
+        dimg = torch.ops.aten.max_pool2d_with_indices_backward(
+            dout, img, kernel, strides, [0, 0], [1, 1], False, indices)
+        return dimg[:, :, pad:pad + h, pad:pad + w] if pad else dimg
+
+    return out, backward
+
+
+def softmax_cross_entropy_labels(x: Any, t: Any) -> Any:
+    """``(loss, y, backward)`` of softmax cross-entropy with integer labels, fused.
+
+    ``torch.log_softmax`` and one ``gather`` of the labels' log-probabilities, instead of
+    the portable log-sum-exp, one-hot and masked sum (about twenty small calls). The
+    caller has checked the labels' shape and dtype. The NaN rule is kept without reading
+    labels back: a label outside ``[0, C)`` is clamped for the gather and its row made NaN
+    in the loss and in the gradient. ``backward(scale)`` returns ``(y - onehot) * scale``
+    with those NaN rows (``scale`` is ``dout / N``).
+    """
+    import math
+
+    import torch
+
+    if not _plain(x) or x.ndim != 2 or t.device != x.device:
+        return None
+    n, c = x.shape
+    logp = torch.log_softmax(x, dim=1)
+    clamped = t.clamp(0, c - 1)
+    index = clamped.to(torch.int64).unsqueeze(1)
+    bad = (clamped != t).unsqueeze(1)  # (N, 1): labels out of range
+    picked = logp.gather(1, index)
+    loss = picked.masked_fill(bad, math.nan).sum() * (-1.0 / n)
+    y = logp.exp()
+
+    def backward(scale: Any) -> Any:
+        import math
+
+        grad = y.scatter(1, index, y.gather(1, index) - 1)  # y - onehot, one kernel each
+        grad = grad * scale
+        return grad.masked_fill_(bad, math.nan)
+
+    return loss, y, backward
+
+
+# Registered in place into this file's fast-kernel table: the dict its ``KERNELS`` names or,
+# where the file declares its backend as a ``SPEC``, that spec's ``kernels`` (never replaced,
+# so that whatever already holds the table sees these kernels too).
+_TABLE: dict[str, Any] = (globals()["SPEC"].kernels if "SPEC" in globals()
+                          else globals().setdefault("KERNELS", {}))
+_TABLE.update({"conv2d": conv2d, "max_pool2d": max_pool2d,
+               "softmax_cross_entropy_labels": softmax_cross_entropy_labels})
+KERNELS = _TABLE

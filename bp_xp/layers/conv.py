@@ -9,6 +9,8 @@ from array_api_compat import device as _device
 
 from .._checks import check_integer
 from .._im2col import col2im, crop_image, fold, im2col, output_hw, pad_image, windows
+from ..backends import conv2d as _native_conv2d
+from ..backends import max_pool2d as _native_max_pool2d
 from ..backends import namespace_of
 from . import _references
 from ._checks import check_shape, require_forward
@@ -80,6 +82,7 @@ class Convolution(Layer):
         self.out_hw: tuple[int, int] | None = None
         self.col: Array | None = None
         self.col_W: Array | None = None
+        self._native_backward: Any = None  # set by a backend's native kernel (see forward)
 
     def config(self) -> dict[str, Any]:
         return {"stride": self.stride, "pad": self.pad}
@@ -108,6 +111,12 @@ class Convolution(Layer):
                 f"{tuple(W.shape)} ({C} channels), got x of shape {tuple(x.shape)}"
             )
         out_h, out_w = output_hw("Convolution", tuple(x.shape), FH, FW, self.stride, self.pad)
+        native = _native_conv2d(x, W, b, self.stride, self.pad)  # the backend's own kernel, if any
+        if native is not None:
+            out, self._native_backward = native
+            self.x_shape, self.out_hw, self.col, self.col_W = tuple(x.shape), (out_h, out_w), None, None
+            return out
+        self._native_backward = None
         N = x.shape[0]
         col = im2col(x, FH, FW, self.stride, self.pad)
         col_W = xp.reshape(W, (FN, C * FH * FW)).T
@@ -124,6 +133,13 @@ class Convolution(Layer):
         ``need_dx=False`` skips ``col2im`` and returns ``None``: networks pass it to
         their first layer, whose input gradient nobody uses.
         """
+        if self._native_backward is not None:  # forward ran the backend's own kernel
+            namespace_of(dout, self.params["W"], names=("dout", "W"))
+            check_shape("Convolution", "dout", dout,
+                        (require_forward(self, self.x_shape)[0], self.params["W"].shape[0],
+                         *require_forward(self, self.out_hw)))
+            dx, self.grads["W"], self.grads["b"] = self._native_backward(dout, need_dx)
+            return dx
         col = require_forward(self, self.col)
         # forward sets these together with col
         x_shape = require_forward(self, self.x_shape)
@@ -187,6 +203,8 @@ class Pooling(Layer):
         self.pad = pad
         self.x_shape: tuple[int, ...] | None = None
         self.arg_max: Array | None = None
+        self._native_backward: Any = None  # set by a backend's native kernel (see forward)
+        self._native_out: Array | None = None
 
     def config(self) -> dict[str, Any]:
         return {"pool_h": self.pool_h, "pool_w": self.pool_w, "stride": self.stride,
@@ -197,6 +215,12 @@ class Pooling(Layer):
         shape = tuple(x.shape)
         out_h, out_w = output_hw("Pooling", shape, self.pool_h, self.pool_w, self.stride,
                                   self.pad)
+        native = _native_max_pool2d(x, self.pool_h, self.pool_w, self.stride, self.pad)
+        if native is not None:  # the backend's own kernel
+            out, self._native_backward = native
+            self.x_shape, self.arg_max, self._native_out = shape, None, out
+            return out
+        self._native_backward = None
         pieces = windows(pad_image(xp, x, self.pad), self.pool_h, self.pool_w, self.stride,
                          out_h, out_w)
         out = pieces[0]
@@ -213,6 +237,11 @@ class Pooling(Layer):
         return out
 
     def backward(self, dout: Array) -> Array:
+        if self._native_backward is not None:  # forward ran the backend's own kernel
+            out = require_forward(self, self._native_out)
+            namespace_of(dout, out, names=("dout", "out"))
+            check_shape("Pooling", "dout", dout, tuple(out.shape))
+            return self._native_backward(dout)
         arg_max = require_forward(self, self.arg_max)
         xp = namespace_of(dout, arg_max, names=("dout", "arg_max"))
         check_shape("Pooling", "dout", dout, tuple(arg_max.shape))

@@ -7,6 +7,7 @@ from typing import Any
 from .._checks import require_array
 from ..backends import namespace_of
 from ..functions import LABELS_EXPECTED, label_hits, nll_with_hits
+from ..functions import fused_softmax_loss as _fused_loss  # issue 22's fused kernel
 from ._checks import SCALARS, require_forward
 from ._contract import contract
 from ._references import SOFTMAX_WITH_LOSS
@@ -53,8 +54,14 @@ class SoftmaxWithLoss(LossLayer):
         self.t: Array | None = None
         self._hits: Array | None = None  # boolean one-hot of integer labels, reused by backward
         self._nan_rows: Array | None = None  # (N, 1): 0, or NaN for a label out of range
+        self._fused_backward: Any = None  # set when the backend's fused kernel ran forward
 
     def forward(self, x: Array, t: Array) -> Array:
+        fused = _fused_loss(x, t, "SoftmaxWithLoss.forward")  # a backend kernel, if any
+        if fused is not None:
+            self.loss, self.y, self._fused_backward = fused
+            self.t, self._hits, self._nan_rows = t, None, None
+            return self.loss
         require_array(t, "SoftmaxWithLoss.forward", "t", LABELS_EXPECTED)
         xp = namespace_of(x, t, names=("x", "t"))
         if x.ndim != 2:
@@ -68,10 +75,10 @@ class SoftmaxWithLoss(LossLayer):
         total = xp.sum(e, axis=-1, keepdims=True)
         logp = shifted - xp.log(total)
         hits, nan_rows = label_hits(xp, logp, t, "SoftmaxWithLoss.forward")
-        self.y = e / total
-        self.t = t
-        self._hits, self._nan_rows = hits, nan_rows
-        self.loss = nll_with_hits(xp, logp, t, hits, nan_rows)
+        loss = nll_with_hits(xp, logp, t, hits, nan_rows)
+        # committed only now: a forward that raised above left the layer as it was
+        self.y, self.t, self.loss = e / total, t, loss
+        self._hits, self._nan_rows, self._fused_backward = hits, nan_rows, None
         return self.loss
 
     def backward(self, dout: Any = 1) -> Array:
@@ -83,6 +90,8 @@ class SoftmaxWithLoss(LossLayer):
                 raise ValueError(f"dout of a scalar loss must be 0-d, got shape {tuple(dout.shape)}")
             dout = xp.astype(dout, y.dtype, copy=False)
         scale = dout / y.shape[0]
+        if self._fused_backward is not None:
+            return self._fused_backward(scale)
         hits = self._hits
         if hits is None:  # target rows: d/dx of -sum(t * log softmax(x)) / N
             target = xp.astype(self.t, y.dtype, copy=False)
