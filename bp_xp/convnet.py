@@ -116,12 +116,7 @@ class SimpleConvNet(Sequential):
             raise ValueError(f"SimpleConvNet needs its shape configuration, got {saved!r}")
         self._shape = _checked_shape(saved.get("input_dim"), saved.get("conv_param"),
                                      saved.get("hidden_size"), saved.get("output_size"))
-        # A checkpoint's arrays must fit the configuration it states (issue 19).
-        expected = _param_shapes(self._shape)
-        shapes = {key: tuple(array.shape) for key, array in self.params.items()}
-        if shapes != expected:
-            raise ValueError(f"SimpleConvNet{self._shape} has parameters of shapes {expected}, "
-                             f"got {shapes}")
+        _check_param_shapes(self.params, _param_shapes(self._shape), f"SimpleConvNet{self._shape}")
 
     def __repr__(self) -> str:
         s = self._shape
@@ -167,6 +162,13 @@ def _pool_output_size(shape: dict[str, Any]) -> int:
         sizes.append(conv_output_size(conv, 2, 2, 0, what="SimpleConvNet's 2x2 pooling",
                                       axis=axis))
     return cp["filter_num"] * sizes[0] * sizes[1]
+
+
+def _check_param_shapes(params: Any, expected: dict[str, tuple[int, ...]], who: str) -> None:
+    """A checkpoint's arrays must fit the configuration it states (issue 19)."""
+    shapes = {key: tuple(array.shape) for key, array in params.items()}
+    if shapes != expected:
+        raise ValueError(f"{who} has parameters of shapes {expected}, got {shapes}")
 
 
 def _param_shapes(shape: dict[str, Any]) -> dict[str, tuple[int, ...]]:
@@ -305,12 +307,8 @@ class DeepConvNet(Sequential):
             raise ValueError(f"DeepConvNet needs its shape configuration, got {saved!r}")
         self._deep_shape = _checked_deep_shape(saved.get("input_dim"), saved["conv_params"],
                                                saved.get("hidden_size"), saved.get("output_size"))
-        # A checkpoint's arrays must fit the configuration it states (issue 19).
-        expected = _deep_param_shapes(self._deep_shape)
-        shapes = {key: tuple(array.shape) for key, array in self.params.items()}
-        if shapes != expected:
-            raise ValueError(f"DeepConvNet of this configuration has parameters of shapes "
-                             f"{expected}, got {shapes}")
+        _check_param_shapes(self.params, _deep_param_shapes(self._deep_shape),
+                            "DeepConvNet of this configuration")
 
     def __repr__(self) -> str:
         s = self._deep_shape
