@@ -23,6 +23,7 @@ between steps.
 from __future__ import annotations
 
 import functools
+import operator
 from typing import Any
 
 from .backends import BackendMismatchError, namespace_of
@@ -30,6 +31,8 @@ from .backends import BackendMismatchError, namespace_of
 __all__ = ["CompiledStep", "UntraceableError", "compile_step", "train_step", "untraceable_layers"]
 
 Array = Any
+
+_STATE = operator.attrgetter("state")
 
 
 def train_step(network: Any, optimizer: Any, x: Array, t: Array) -> Array:
@@ -108,7 +111,10 @@ class _TracedStep(CompiledStep):
         self._names = {id(layer): name for name, layer in
                        {**network.layers, "loss": network.last_layer}.items()}
         self._structure: tuple[Any, ...] | None = None
-        self._hyperparameters: dict[str, float] | None = None
+        self._hyperparameters_version = -1
+        # Types of x and t already checked to be the backend's arrays (the check itself
+        # costs a few us per call).
+        self._array_types: set[type] = set()
         self._step_array: Array | None = None
         self._step_value = -1
         # Parameters, optimizer state, layer state and the step count are replaced by the
@@ -156,26 +162,26 @@ class _TracedStep(CompiledStep):
 
     def _current_structure(self) -> tuple[Any, ...]:
         structure = self._structure
-        hyperparameters = self.optimizer.hyperparameters
-        if structure is not None and hyperparameters == self._hyperparameters:
+        version = self.optimizer.hyperparameters_version
+        if structure is not None and version == self._hyperparameters_version:
             keys, _, slots, state_owners = structure
             # Cheap checks that the cached structure still describes the network: the same
             # parameters and the same number of layer state arrays.
             if (len(self._owners) == len(keys)
-                    and sum(len(layer.state) for layer in self._layers) == len(state_owners)
+                    and sum(map(len, map(_STATE, self._layers))) == len(state_owners)
                     and all(name in layer.state for layer, name in state_owners)):
                 return structure
         new = self._build_structure()
-        if new != structure or hyperparameters != self._hyperparameters:
+        if new != structure or version != self._hyperparameters_version:
             # One compiled function per structure and hyperparameters (the rule reads them as
             # Python floats, so they are constants of the trace), closed over the structure (a
             # static argument would be hashed on every call).
             self._compiled = self._spec.compile_function(functools.partial(self._traced, new),
                                                          self._donate)
-        self._structure, self._hyperparameters = new, hyperparameters
+        self._structure, self._hyperparameters_version = new, version
         return new
 
-    def __call__(self, x: Array, t: Array) -> Array:
+    def _check_arrays(self, x: Array, t: Array) -> None:
         spec = self._spec
         if not (spec.is_array(x) and spec.is_array(t)):
             raise BackendMismatchError(
@@ -184,6 +190,12 @@ class _TracedStep(CompiledStep):
                 f"{type(t).__module__}.{type(t).__qualname__}; move them with "
                 f"bp_xp.to_device(array, {str(self.network.backend)!r})"
             )
+        self._array_types.update((type(x), type(t)))
+
+    def __call__(self, x: Array, t: Array) -> Array:
+        known = self._array_types
+        if not (type(x) in known and type(t) in known):
+            self._check_arrays(x, t)
         optimizer = self.optimizer
         structure = self._current_structure()
         keys, owners, slots, state_owners = structure

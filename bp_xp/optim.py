@@ -99,6 +99,7 @@ class Optimizer:
 
     def __init__(self, **hyperparameters: float) -> None:
         self._hyperparameters = self._checked_hyperparameters(hyperparameters)
+        self._hyperparameters_version = 0
         self._step = 0
         self._state: dict[str, dict[str, Array]] = {slot: {} for slot in self.slots}
 
@@ -106,8 +107,18 @@ class Optimizer:
 
     @property
     def hyperparameters(self) -> dict[str, float]:
-        """The constructor's arguments, as Python floats (a copy)."""
+        """The current hyperparameters, as Python floats (a copy)."""
         return dict(self._hyperparameters)
+
+    @property
+    def hyperparameters_version(self) -> int:
+        """A counter that grows whenever a hyperparameter changes.
+
+        Assigning one (``optimizer.lr = 0.01``, a learning-rate schedule) or
+        :meth:`load_state_dict` bumps it; :func:`bp_xp.compile_step` compares it (one
+        integer, per call) to know when the compiled step must be traced again.
+        """
+        return self._hyperparameters_version
 
     def __getattr__(self, attr: str) -> float:
         # The book reads `optimizer.lr`, `optimizer.momentum`...: keep that spelling.
@@ -115,6 +126,23 @@ class Optimizer:
         if attr in hyperparameters:
             return hyperparameters[attr]
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {attr!r}")
+
+    def __setattr__(self, attr: str, value: Any) -> None:
+        # `optimizer.lr = 0.01` changes the hyperparameter itself: checked like the
+        # constructor's, seen by `hyperparameters`, checkpoints and compiled steps. (A
+        # plain attribute would shadow it: the rule would use the new value while
+        # `state_dict()` saved the old one.)
+        if not attr.startswith("_"):  # the private bookkeeping of every step skips this
+            hyperparameters = self.__dict__.get("_hyperparameters")
+            if hyperparameters is not None and attr in hyperparameters:
+                checked = self._checked_hyperparameters({attr: value})
+                self._set_hyperparameters({**hyperparameters, **checked})
+                return
+        object.__setattr__(self, attr, value)
+
+    def _set_hyperparameters(self, hyperparameters: dict[str, float]) -> None:
+        self.__dict__["_hyperparameters"] = hyperparameters
+        self.__dict__["_hyperparameters_version"] += 1
 
     @property
     def step_count(self) -> int:
@@ -437,7 +465,8 @@ class Optimizer:
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
             raise ValueError(f"{who}: step must be an integer >= 0, got {step!r}")
         state = self._checked_state(state_dict["state"], who)
-        self._hyperparameters, self._step, self._state = hyperparameters, step, state
+        self._set_hyperparameters(hyperparameters)
+        self._step, self._state = step, state
 
     def _checked_state(self, state: Any, who: str) -> dict[str, dict[str, Array]]:
         if not isinstance(state, Mapping) or set(state) != set(self.slots):
