@@ -61,7 +61,16 @@ import numpy as np  # host-side only: the file holds host arrays
 
 from ._atomic import atomic_write
 from ._book_pickle import BookPickleError, is_pickle, read_params
-from .backends import FLOAT_DTYPES, Backend, BackendUnavailableError, dtype_name, resolve_backend, to_numpy
+from .backends import (
+    FLOAT_DTYPES,
+    Backend,
+    BackendUnavailableError,
+    column_major,
+    dtype_name,
+    matmul_layout,
+    resolve_backend,
+    to_numpy,
+)
 from .layers import Affine, SoftmaxWithLoss
 from .layers.base import Layer
 from .nets import activation_class
@@ -181,6 +190,10 @@ def save(path: str | os.PathLike[str], net: Sequential, optimizer: Optimizer | N
         arrays.update(state_arrays)
     # safetensors sorts its tensors; this list keeps the layers' own order of their arrays.
     meta["tensors"] = list(arrays)
+    # safetensors stores rows; these matrices were held column-major (PyTorch's Linear
+    # layout, see backends.matmul_layout) and are loaded so, for a bit-for-bit resume.
+    meta["column_major"] = [name for name, array in arrays.items() if array.ndim == 2
+                            and array.flags.f_contiguous and not array.flags.c_contiguous]
     for name, array in arrays.items():
         if array.dtype.name not in _NUMPY_DTYPES:
             raise TypeError(f"checkpoint.save: array {name!r} has dtype {array.dtype}, which a "
@@ -529,7 +542,8 @@ def _install_params(path: str, net: Sequential, arrays: dict[str, Any],
         if tuple(array.shape) != tuple(net.params[key].shape):
             raise CheckpointError(f"{path}: parameter {key!r} has shape {tuple(array.shape)} in "
                                   f"the file, {tuple(net.params[key].shape)} in the network")
-        if getattr(array, "dtype", None) is not None and np.dtype(array.dtype).kind not in "biuf":
+        # The book's pickles give host arrays of any dtype; a checkpoint's were checked by load.
+        if isinstance(array, np.ndarray) and array.dtype.kind not in "biuf":
             raise CheckpointError(f"{path}: parameter {key!r} has dtype {array.dtype}")
     for i, state in states.items():
         for name, array in state.items():
@@ -537,7 +551,9 @@ def _install_params(path: str, net: Sequential, arrays: dict[str, Any],
                 raise CheckpointError(f"{path}: state {name!r} of layer {i} has shape "
                                       f"{tuple(array.shape)} in the file, "
                                       f"{tuple(mine[i].state[name].shape)} in the network")
-    converted = {key: net.backend.asarray(arrays[key], dtype=net.dtype) for key in net.params}
+    # New arrays for the network alone: 2-D weights in the backend's matmul layout.
+    converted = {key: matmul_layout(net.backend.asarray(arrays[key], dtype=net.dtype))
+                 for key in net.params}
     for key, array in converted.items():
         net.params[key] = array
     for i, state in states.items():
@@ -606,6 +622,7 @@ class _Safetensors(_Reader):
         self._opened: Any = None
         self._framework = ""
         self._order: list[str] = []
+        self._column_major: set[str] = set()
         self.tensors, self._document = self._read_header(size, head)
 
     def _read_header(self, size: int, head: bytes) -> tuple[dict[str, tuple[tuple[int, ...], str]], str]:
@@ -699,6 +716,10 @@ class _Safetensors(_Reader):
                 or sorted(order) != sorted(self.tensors)):
             raise self.error("metadata 'tensors' does not list the file's tensors")
         self._order = order
+        flagged = meta.get("column_major", [])
+        if not isinstance(flagged, list) or not set(flagged) <= set(order):
+            raise self.error("metadata 'column_major' does not name tensors of the file")
+        self._column_major = set(flagged)
         return meta
 
     def names(self) -> list[str]:
@@ -745,8 +766,10 @@ class _Safetensors(_Reader):
                              f"{dtype_name(value.dtype)}, its header says {shape} {saved}: the "
                              "file changed while loading")
         if direct:  # on the device already; a new array only when converting
-            return target.xp.astype(value, dtype) if convert else value
-        return _from_host(value, target, dtype if convert else None)
+            placed = target.xp.astype(value, dtype) if convert else value
+        else:
+            placed = _from_host(value, target, dtype if convert else None)
+        return column_major(placed) if name in self._column_major else placed
 
     def check_all_used(self) -> None:
         unused = sorted(set(self.tensors) - self._used)

@@ -16,7 +16,7 @@ import numpy as np  # host-side only: the seeded generator for initial weights
 
 from ._checks import check_integer, is_integer
 from ._im2col import conv_output_size
-from .backends import dtype_name, resolve_backend
+from .backends import dtype_name, matmul_layout, resolve_backend
 from .layers import Affine, Convolution, Dropout, Layer, Pooling, Relu, SoftmaxWithLoss
 from .sequential import Sequential
 
@@ -83,7 +83,8 @@ class SimpleConvNet(Sequential):
         fn, fs = cp["filter_num"], cp["filter_size"]
 
         def weight(*dims: int) -> Array:
-            return target.asarray(std * rng.standard_normal(dims), dtype=dt)
+            # 2-D (Affine) weights in the backend's matmul layout; filters as drawn
+            return matmul_layout(target.asarray(std * rng.standard_normal(dims), dtype=dt))
 
         def zeros(n: int) -> Array:
             return target.asarray(np.zeros(n), dtype=dt)
@@ -260,7 +261,8 @@ class DeepConvNet(Sequential):
         rng = np.random.default_rng(seed)
 
         def weight(fan_in: int, *dims: int) -> Array:
-            return target.asarray(np.sqrt(2.0 / fan_in) * rng.standard_normal(dims), dtype=dt)
+            return matmul_layout(target.asarray(np.sqrt(2.0 / fan_in) * rng.standard_normal(dims),
+                                                dtype=dt))
 
         def zeros(n: int) -> Array:
             return target.asarray(np.zeros(n), dtype=dt)

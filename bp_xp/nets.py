@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np  # host-side only: the seeded generator for initial weights
 from array_api_compat import device as _device
 
-from .backends import Backend, dtype_name, namespace_of, resolve_backend
+from .backends import Backend, dtype_name, matmul_layout, namespace_of, resolve_backend
 from .layers import Affine, BatchNormalization, Dropout, Layer, Relu, Sigmoid, SoftmaxWithLoss
 from .sequential import Sequential
 
@@ -53,7 +53,8 @@ def _fully_connected(sizes: Sequence[int], std: Any, activation: str, rng: np.ra
     layers: dict[str, Layer] = {}
     for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:]), start=1):
         scale = _init_scale(std, fan_in, activation)
-        W = backend.asarray(scale * rng.standard_normal((fan_in, fan_out)), dtype=dtype)
+        W = matmul_layout(backend.asarray(scale * rng.standard_normal((fan_in, fan_out)),
+                                          dtype=dtype))
         b = backend.asarray(np.zeros(fan_out), dtype=dtype)
         layers[f"Affine{i}"] = Affine(W, b)
         if i < len(sizes) - 1:

@@ -38,7 +38,7 @@ from ._api import (
     to_numpy,
 )
 from ._errors import BackendError, BackendMismatchError, BackendUnavailableError, DTypeError
-from ._kernels import fast_kernel, subtract_scaled, zero_where
+from ._kernels import column_major, fast_kernel, matmul_layout, subtract_scaled, weight_gradient, zero_where
 from ._namespace import describe_place, namespace_of
 from ._native import conv2d, max_pool2d, softmax_cross_entropy_labels
 from ._registry import (
@@ -64,6 +64,7 @@ __all__ = [
     "backend_info",
     "backend_names",
     "backend_of",
+    "column_major",
     "conv2d",
     "describe_place",
     "dtype_name",
@@ -73,6 +74,7 @@ __all__ = [
     "get_spec",
     "installed_hint",
     "is_tracer",
+    "matmul_layout",
     "max_pool2d",
     "namespace_of",
     "register_backend",
@@ -84,5 +86,6 @@ __all__ = [
     "to_device",
     "to_numpy",
     "unregister_backend",
+    "weight_gradient",
     "zero_where",
 ]

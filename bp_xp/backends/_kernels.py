@@ -7,7 +7,7 @@ from typing import Any
 
 from ._namespace import FAST_KERNELS, known_type, namespace_of
 
-__all__ = ["fast_kernel", "subtract_scaled", "zero_where"]
+__all__ = ["column_major", "fast_kernel", "matmul_layout", "subtract_scaled", "weight_gradient", "zero_where"]
 
 # --------------------------------------------------------------------------------------
 # Fast kernels: a portable spelling, and a backend's own faster way where it has one
@@ -95,3 +95,68 @@ def zero_where(mask: Any, x: Any, xp: ModuleType | None = None) -> Any:
     if xp is None:
         xp = namespace_of(mask, x, names=("mask", "x"))
     return xp.where(mask, 0, x)
+
+
+def matmul_layout(W: Any) -> Any:
+    """``W`` in the memory layout its backend's ``x @ W`` is fastest with (same values).
+
+    For the weight matrices bp_xp creates itself (networks' initial weights, parameters
+    replaced by ``load_params``), never for arrays a caller passed in, which layers keep as
+    given (the book's layers share them with ``params``). Portable: ``W`` unchanged
+    (row-major on NumPy, whose OpenBLAS products prefer it). PyTorch: column-major,
+    ``torch.nn.Linear``'s layout. Optimizer updates, ``.to()`` and checkpoints keep a
+    layout once chosen (see :func:`column_major`), so a resumed run repeats its bits.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> W = np.ones((3, 2))
+    >>> matmul_layout(W) is W
+    True
+    """
+    fast = fast_kernel("matmul_layout", W)
+    if fast is not None:
+        out = fast(W)
+        if out is not None:
+            return out
+    return W
+
+
+def weight_gradient(x: Any, dout: Any, W: Any) -> Any:
+    """``x.T @ dout``, the gradient of ``x @ W`` with respect to ``W``, laid out like ``W``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> weight_gradient(np.ones((4, 3)), np.ones((4, 2)), np.zeros((3, 2)))
+    array([[4., 4.],
+           [4., 4.],
+           [4., 4.]])
+    """
+    fast = fast_kernel("weight_gradient", W)
+    if fast is not None:
+        out = fast(x, dout, W)
+        if out is not None:
+            return out
+    return x.T @ dout
+
+
+def column_major(x: Any) -> Any:
+    """A 2-D array with the same values stored column by column, where the backend controls
+    memory layout (NumPy, PyTorch); ``x`` itself elsewhere and when it already is.
+
+    Checkpoints record which matrices were held so (safetensors stores rows) and restore
+    them with this, since a matrix product's rounding can depend on its operands' layout.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> column_major(np.ones((2, 3))).flags.f_contiguous
+    True
+    """
+    fast = fast_kernel("column_major", x)
+    if fast is not None:
+        out = fast(x)
+        if out is not None:
+            return out
+    return x

@@ -100,8 +100,15 @@ def zero_where(mask: np.ndarray, x: np.ndarray) -> np.ndarray | None:
     return bits.view(x.dtype)
 
 
+def column_major(x: Any) -> Any:
+    """A 2-D array in Fortran order (same values); ``None`` when it already is."""
+    if x.ndim != 2 or x.flags.f_contiguous:
+        return None
+    return np.asfortranarray(x)
+
+
 #: The fast kernels of this backend, by the name :mod:`bp_xp.backends` dispatches on.
-KERNELS: dict[str, Callable[..., Any]] = {"zero_where": zero_where}
+KERNELS: dict[str, Callable[..., Any]] = {"zero_where": zero_where, "column_major": column_major}
 
 
 def version_stamp(x: Any) -> Any:

@@ -156,10 +156,47 @@ def subtract_scaled(a: Any, b: Any, scale: float) -> Any:
     return torch.sub(a, b, alpha=scale)
 
 
+def matmul_layout(W: Any) -> Any:
+    """``W`` (in, out) stored column-major: the layout of ``torch.nn.Linear``'s weight.
+
+    ``torch.nn.Linear`` keeps its weight as (out, in) rows, which is bp_xp's (in, out)
+    matrix in column-major order, and PyTorch's matrix products are tuned for that
+    operand: measured on the CPU (MKL), ``x @ W`` of the book's 784x50 layer in float64
+    took about 0.7x the time with this layout, and a whole step of the book's net 0.84x
+    PyTorch's eager step against 1.21x with row-major weights. A copy; the values are
+    the same. ``None`` for what is not a 2-D float tensor or is already column-major.
+    """
+    if not _plain(W):
+        return None
+    return column_major(W)
+
+
+def column_major(x: Any) -> Any:
+    """A 2-D tensor stored column by column (same values); ``None`` when it already is."""
+    if x.ndim != 2 or x.shape[0] < 2 or x.shape[1] < 2 or x.stride() == (1, x.shape[0]):
+        return None
+    return x.t().contiguous().t()
+
+
+def weight_gradient(x: Any, dout: Any, W: Any) -> Any:
+    """``x.T @ dout`` in the layout of ``W``: ``(dout.T @ x).T`` for column-major weights.
+
+    PyTorch's own Linear backward computes the weight gradient this way round, so the
+    gradient matches its weight's layout and the optimizer's update reads both in order.
+    ``None`` (the portable ``x.T @ dout``) for row-major weights.
+    """
+    if W.ndim != 2 or W.stride() != (1, W.shape[0]) or type(x) is not type(W):
+        return None
+    return (dout.T @ x).T
+
+
 #: The fast kernels of this backend, by the name :mod:`bp_xp.backends` dispatches on.
 KERNELS: dict[str, Callable[..., Any]] = {
     "zero_where": zero_where,
     "subtract_scaled": subtract_scaled,
+    "matmul_layout": matmul_layout,
+    "column_major": column_major,
+    "weight_gradient": weight_gradient,
 }
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..backends import namespace_of
+from ..backends import namespace_of, weight_gradient
 from ._checks import ShapeError, check_shape, require_forward
 from ._contract import Sample, bools, contract, floats, ints
 from .base import Layer
@@ -150,7 +150,7 @@ class Affine(Layer):
         xp = namespace_of(dout, W, names=("dout", "W"))
         if dout.shape != (x.shape[0], W.shape[1]):
             check_shape("Affine", "dout", dout, (x.shape[0], W.shape[1]))
-        self.grads["W"] = x.T @ dout
+        self.grads["W"] = weight_gradient(x, dout, W)
         self.grads["b"] = xp.sum(dout, axis=0)
         if not need_dx:
             return None
