@@ -46,8 +46,27 @@ __all__ = [
 ]
 
 _PROG = "bp-xp"
-#: Optional dependencies whose absence is a user error, not a bug.
-_OPTIONAL_MODULES = frozenset({"tqdm", "matplotlib", "jax", "torch", "dask", "cupy"})
+#: Optional dependencies of the command itself whose absence is a user error, not a bug
+#: (the array libraries come from the backend registry, see :func:`_missing_module_hint`).
+_OPTIONAL_MODULES = frozenset({"tqdm", "matplotlib"})
+
+
+def _missing_module_hint(name: str | None) -> str | None:
+    """How to install a missing optional module, or ``None`` when it is not optional.
+
+    A backend's library names its extra in the backend's spec, so a new backend needs no
+    entry here.
+    """
+    from .backends import backend_names, get_spec
+
+    root = (name or "").partition(".")[0]
+    if root in _OPTIONAL_MODULES:
+        return 'pip install "bp_xp[train]"'
+    for backend in backend_names():
+        spec = get_spec(backend)
+        if spec.module.partition(".")[0] == root:
+            return f'pip install "bp_xp[{spec.extra}]"'
+    return None
 
 
 # --------------------------------------------------------------------------------------
@@ -478,9 +497,10 @@ def run_command(command: Callable[[Any], int], args: Any) -> int:
     except _UsageError as exc:
         return _fail(str(exc))
     except ImportError as exc:
-        if exc.name not in _OPTIONAL_MODULES:
+        hint = _missing_module_hint(exc.name)
+        if hint is None:
             raise
-        return _fail(f"{exc}; install the extras with: pip install \"bp_xp[train]\"")
+        return _fail(f"{exc}; install it with: {hint}")
     except ValueError as exc:  # BackendError, DatasetError and bad values all derive from it
         return _fail(_with_available_backends(exc))
     except OSError as exc:  # a --plot or --save path that cannot be written

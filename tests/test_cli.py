@@ -314,3 +314,30 @@ def test_plot_without_matplotlib_is_refused_before_training(monkeypatch, tmp_pat
                         lambda name, *a: None if name == "matplotlib" else real_find_spec(name, *a))
     assert main(["train", "--plot", str(tmp_path / "c.png"), "--no-progress"]) == 2
     assert "--plot needs matplotlib" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("module", "hint"), [
+    ("tqdm", 'pip install "bp_xp[train]"'), ("matplotlib.pyplot", 'pip install "bp_xp[train]"'),
+    ("jax.numpy", 'pip install "bp_xp[jax]"'), ("torch", 'pip install "bp_xp[torch]"'),
+    ("array_api_strict", 'pip install "bp_xp[test]"'),
+])
+def test_a_missing_optional_module_is_one_line_naming_its_extra(capsys, module, hint):
+    """Backends' libraries are learned from the registry (each spec names its extra)."""
+    from bp_xp.cli import run_command
+
+    def needs_it(args):
+        raise ImportError(f"No module named {module!r}", name=module)
+
+    assert run_command(needs_it, None) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("bp-xp: error: No module named") and err.rstrip().endswith(hint)
+
+
+def test_a_missing_module_that_is_not_optional_keeps_its_traceback():
+    from bp_xp.cli import run_command
+
+    def broken(args):
+        raise ImportError("No module named 'bp_xp_internal_typo'", name="bp_xp_internal_typo")
+
+    with pytest.raises(ImportError):
+        run_command(broken, None)
