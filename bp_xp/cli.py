@@ -64,7 +64,7 @@ def _missing_module_hint(name: str | None) -> str | None:
         return 'pip install "bp_xp[train]"'
     for backend in backend_names():
         spec = get_spec(backend)
-        if spec.module.partition(".")[0] == root:
+        if spec is not None and spec.module.partition(".")[0] == root:
             return f'pip install "bp_xp[{spec.extra}]"'
     return None
 
