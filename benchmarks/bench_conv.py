@@ -18,7 +18,9 @@ from its layer list and starts from its weights:
 - ``torch eager``: ``F.conv2d``/``F.max_pool2d``/``F.linear`` (oneDNN or cuDNN),
   ``F.cross_entropy``, autograd and a manual SGD update under ``no_grad``.
 - ``jax.jit``: the same network hand-written with ``lax.conv_general_dilated`` and
-  ``reduce_window``, ``value_and_grad`` and the update jitted as one step.
+  ``reduce_window``, ``value_and_grad`` and the update jitted as one step (dropout masks
+  from ``jax.random``, its key split and kept on the device; bp_xp's ``compile_step``
+  copies one seed per dropout layer to the device each step instead).
 
 With ``--gpu`` the rows run on the GPU (bp_xp on CuPy, torch:cuda and jax:gpu, torch eager
 CUDA as the baseline, jax.jit on the GPU). Every implementation is first checked: its loss
@@ -338,9 +340,12 @@ def jax_step(kind: str, platform_name: str, params: dict[str, np.ndarray], x: np
     plan = _layer_plan(make_net(kind, "numpy", "float32"))
     device = jax.devices(platform_name)[0]
 
-    def forward(p: dict[str, Any], h: Any) -> Any:
+    def forward(p: dict[str, Any], h: Any, key: Any) -> Any:
         for what, arg in plan:
-            if what == "Convolution":
+            if what == "Dropout":  # the book's dropout, masks from JAX's device generator
+                key, sub = jax.random.split(key)
+                h = jnp.where(jax.random.uniform(sub, h.shape) > 0.5, h, 0.0)
+            elif what == "Convolution":
                 i, stride, pad = arg
                 h = lax.conv_general_dilated(h, p[f"W{i}"], (stride, stride), [(pad, pad)] * 2,
                                              dimension_numbers=("NCHW", "OIHW", "NCHW"))
@@ -356,20 +361,22 @@ def jax_step(kind: str, platform_name: str, params: dict[str, np.ndarray], x: np
                 h = jax.nn.relu(h)
         return h
 
-    def loss_fn(p: dict[str, Any], x: Any, t: Any) -> Any:
-        logp = jax.nn.log_softmax(forward(p, x))
+    def loss_fn(p: dict[str, Any], x: Any, t: Any, key: Any) -> Any:
+        logp = jax.nn.log_softmax(forward(p, x, key))
         return -jnp.mean(jnp.take_along_axis(logp, t[:, None], axis=1))
 
     @jax.jit
-    def update(p: dict[str, Any], x: Any, t: Any) -> tuple[dict[str, Any], Any]:
-        loss, grads = jax.value_and_grad(loss_fn)(p, x, t)
-        return jax.tree.map(lambda a, g: a - LR * g, p, grads), loss
+    def update(p: dict[str, Any], key: Any, x: Any, t: Any) -> tuple[dict[str, Any], Any, Any]:
+        key, sub = jax.random.split(key)  # the generator's state stays on the device
+        loss, grads = jax.value_and_grad(loss_fn)(p, x, t, sub)
+        return jax.tree.map(lambda a, g: a - LR * g, p, grads), key, loss
 
-    state = {"p": {k: jax.device_put(v, device) for k, v in params.items()}}
+    state = {"p": {k: jax.device_put(v, device) for k, v in params.items()},
+             "key": jax.device_put(jax.random.key(0), device)}
     xj, tj = jax.device_put(x, device), jax.device_put(t.astype(np.int32), device)
 
     def step() -> Any:
-        state["p"], loss = update(state["p"], xj, tj)
+        state["p"], state["key"], loss = update(state["p"], state["key"], xj, tj)
         loss.block_until_ready()
         return loss
 

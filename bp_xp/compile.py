@@ -110,6 +110,9 @@ class _TracedStep(CompiledStep):
         self._layers = [*network.layers.values(), network.last_layer]
         self._names = {id(layer): name for name, layer in
                        {**network.layers, "loss": network.last_layer}.items()}
+        # Layers that draw random numbers (Dropout): one seed each per call (see _seeds).
+        self._random = tuple(layer for layer in self._layers
+                             if getattr(layer, "draws_random", False))
         self._structure: tuple[Any, ...] | None = None
         self._hyperparameters_version = -1
         # Types of x and t already checked to be the backend's arrays (the check itself
@@ -132,7 +135,7 @@ class _TracedStep(CompiledStep):
 
     def _traced(self, structure: tuple[Any, ...], params: tuple[Array, ...],
                 opt_state: tuple[tuple[Array, ...], ...], layer_state: tuple[Array, ...],
-                step: Array, x: Array, t: Array) -> tuple[Array, tuple[Array, ...],
+                step: Array, x: Array, t: Array, *seeds: Array) -> tuple[Array, tuple[Array, ...],
                                                           tuple[tuple[Array, ...], ...],
                                                           tuple[Array, ...], Array]:
         # Runs only while the compiler traces: once per distinct input signature and structure.
@@ -144,6 +147,7 @@ class _TracedStep(CompiledStep):
                 layer.params[name] = value
             for (layer, name), value in zip(state_owners, layer_state):
                 layer.state[name] = value
+            _hand_seeds(self._random, seeds)
             loss, grads = self.network.loss_and_gradient(x, t)
             new_layer_state = tuple(layer.state[name] for layer, name in state_owners)
         finally:
@@ -216,7 +220,8 @@ class _TracedStep(CompiledStep):
             self._step_array = self.network.backend.asarray(optimizer.step_count, dtype="int32")
         result = None
         try:
-            result = self._compiled(params, opt_state, layer_state, self._step_array, x, t)
+            result = self._compiled(params, opt_state, layer_state, self._step_array, x, t,
+                                    *_seeds(self._random, self.network.backend))
         except self._trace_errors as exc:
             raise UntraceableError(_untraceable_message(exc, self._names)) from exc
         except ValueError:
@@ -248,6 +253,33 @@ class _TracedStep(CompiledStep):
                                         for slot, arrays in zip(slots, new_opt_state)})
             self._step_array = step_array
             self._step_value = self.optimizer.step_count
+
+
+# --------------------------------------------------------------------------------------
+# Random numbers in a compiled step (layers with ``draws_random``: Dropout)
+# --------------------------------------------------------------------------------------
+
+
+def _seeds(layers: tuple[Any, ...], backend: Any) -> tuple[Array, ...]:
+    """This call's seeds, ``(uint32 array (k,),)`` for ``k`` random layers, or ``()``.
+
+    Each layer draws its seed from its own host generator (``next_seed``), so a compiled
+    run is reproducible from the layers' seeds; the seeds go to the device by one explicit
+    copy (allowed under ``jax.transfer_guard("disallow")``) and are not donated.
+    """
+    if not layers:
+        return ()
+    return (backend.asarray([layer.next_seed() for layer in layers], dtype="uint32"),)
+
+
+def _hand_seeds(layers: tuple[Any, ...], seeds: tuple[Array, ...]) -> None:
+    """While tracing: give each random layer its (traced) seed as ``step_seed``.
+
+    The layers' attributes are restored after the trace (``_restore``), so ``step_seed``
+    is ``None`` again for eager calls.
+    """
+    for index, layer in enumerate(layers):
+        layer.step_seed = seeds[0][index]
 
 
 class UntraceableError(TypeError):
@@ -318,12 +350,17 @@ def compile_step(network: Any, optimizer: Any, *, donate: bool = True) -> Compil
     While JAX traces, the layers run with tracers in place of their parameters; their
     caches (``x``, masks, ``grads``) are restored afterwards, so after a compiled step they
     still hold what the last eager call left (call ``network.gradient`` for fresh ``dW``).
-    A layer that draws random numbers on the host in ``forward`` (a dropout mask from a
-    NumPy generator) would have its draw frozen into the trace; such layers say so
-    (``Layer.traceable = False``) and ``compile_step`` refuses them on JAX with a
-    ``ValueError`` (``Trainer(compile="auto")`` then uses the eager step). A layer that
-    reads an array's value (``float(x)``, ``if x > 0``) cannot be traced either: the first
-    call raises :class:`UntraceableError` naming it.
+    A layer that draws random numbers (``Layer.draws_random``: Dropout) gets a new seed
+    per call: drawn from the layer's own host generator (``next_seed``), copied to the
+    device with the call, and used there by the backend's generator
+    (``BackendSpec.random_uniform``: ``jax.random``). A compiled run is thus reproducible
+    from the layers' seeds, but its masks differ from the eager step's (NumPy's generator).
+    A layer whose calls do other host work a trace would freeze says so
+    (``Layer.traceable = False``) and ``compile_step`` refuses it on JAX with a
+    ``ValueError`` (``Trainer(compile="auto")`` then uses the eager step), as it refuses
+    random layers on a compiling backend without ``random_uniform``. A layer that reads an
+    array's value (``float(x)``, ``if x > 0``) cannot be traced either: the first call
+    raises :class:`UntraceableError` naming it.
 
     A change of the optimizer's hyperparameters (``load_state_dict`` restoring another
     ``lr``) reaches the next call: the step is traced again for the new values. The new
@@ -364,17 +401,28 @@ def compile_step(network: Any, optimizer: Any, *, donate: bool = True) -> Compil
 
 
 def untraceable_layers(network: Any) -> list[str]:
-    """Names of the network's layers that must not be traced (``Layer.traceable`` false).
+    """Names of the network's layers that must not be traced on its backend.
+
+    Those with ``Layer.traceable`` false, and those that draw random numbers
+    (``Layer.draws_random``) where the backend compiles steps but has no device generator
+    (``BackendSpec.random_uniform``) to draw them from a traced seed.
 
     Examples
     --------
     >>> import bp_xp
-    >>> net = bp_xp.MultiLayerNet(4, [5], 3, use_dropout=True, seed=0)
+    >>> class HostWork(bp_xp.Layer):
+    ...     traceable = False
+    >>> net = bp_xp.Sequential({"Host": HostWork()}, backend="numpy")
     >>> bp_xp.compile.untraceable_layers(net)
-    ['Dropout1']
+    ['Host']
     """
     layers = {**network.layers, "loss": network.last_layer}
-    return [name for name, layer in layers.items() if not getattr(layer, "traceable", True)]
+    spec: Any = getattr(getattr(network, "backend", None), "spec", None)
+    random_ok = (getattr(spec, "compile_function", None) is None  # the eager step: no trace
+                 or spec.random_uniform is not None)
+    return [name for name, layer in layers.items()
+            if not getattr(layer, "traceable", True)
+            or (getattr(layer, "draws_random", False) and not random_ok)]
 
 
 def _snapshot(layer: Any) -> tuple[dict[str, Any], dict[str, Array], dict[str, Array],

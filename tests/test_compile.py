@@ -291,26 +291,176 @@ def test_the_trainer_refuses_an_unknown_compile_mode():
         _train("numpy", "yes")
 
 
+class _HostWork(bp_xp.Layer):
+    """A user layer that says its calls do host work a trace would freeze."""
+
+    traceable = False
+
+    def forward(self, x):
+        return x
+
+    def backward(self, dout):
+        return dout
+
+
 @pytest.mark.slow
-def test_a_layer_that_draws_on_the_host_is_never_traced(rng):
+def test_a_layer_that_says_it_is_not_traceable_is_never_traced(rng):
     pytest.importorskip("jax")
     from bp_xp.optim import SGD
     from bp_xp.train import Trainer
 
-    net = bp_xp.MultiLayerNet(6, [8], 3, use_dropout=True, dropout_ratio=0.5, backend="jax", seed=0)
-    with pytest.raises(ValueError, match="Dropout1 do host work in every call"):
+    net = bp_xp.MultiLayerNet(6, [8], 3, backend="jax", seed=0)
+    net = bp_xp.Sequential({**net.layers, "Host": _HostWork()}, bp_xp.SoftmaxWithLoss())
+    with pytest.raises(ValueError, match="Host do host work in every call"):
         bp_xp.compile_step(net, SGD(lr=0.1))
     x = rng.standard_normal((40, 6)).astype(np.float32)
     t = rng.integers(0, 3, 40)
     trainer = Trainer(net, x, t, x, t, iters=3, batch_size=10, seed=0, progress=False,
                       optimizer=SGD(lr=0.1))  # compile="auto" falls back to the eager step
     trainer.train()
-    masks = []
-    for _ in range(2):  # eager: a new mask every call, as the book's Dropout draws
-        net.loss_and_gradient(bp_xp.to_device(x[:10], "jax"), bp_xp.to_device(t[:10], "jax"))
-        masks.append(bp_xp.to_numpy(net.layers["Dropout1"].mask))
     assert trainer._step().kind == "eager"
-    assert not np.array_equal(masks[0], masks[1])
+
+
+# ------------------------------------------------------------------------------------------
+# Layers that draw random numbers (Dropout) in a compiled step
+# ------------------------------------------------------------------------------------------
+
+
+def _jax_backend(where: str):
+    jax, _ = _jax_case()
+    if where.count(":") == 2 and len(jax.devices("cpu")) < 2:
+        pytest.skip(f"JAX has one CPU device here; set XLA_FLAGS={bp_xp.testing.XLA_TWO_CPUS}")
+    return jax, bp_xp.resolve_backend(where)
+
+
+def _dropout_net(kind: str, backend, dtype: str = "float64", seed: int = 0):
+    if kind == "deep":
+        net = bp_xp.DeepConvNet(backend=backend, dtype=dtype, seed=seed)
+        for name, layer in net.layers.items():  # different seeds per layer, as a user might
+            if isinstance(layer, bp_xp.layers.Dropout):
+                layer.__init__(layer.dropout_ratio, seed=seed + len(name))
+        return net
+    return bp_xp.MultiLayerNet(8, [12, 10], 3, use_dropout=True, dropout_ratio=0.4,
+                               weight_init_std=0.5, backend=backend, dtype=dtype, seed=seed)
+
+
+def _dropout_batch(kind: str, backend, n: int, dtype: str = "float64"):
+    rng = np.random.default_rng(7)
+    hx = rng.random((n, 1, 28, 28)) if kind == "deep" else rng.standard_normal((n, 8))
+    return (backend.asarray(hx, dtype=dtype),
+            backend.asarray(rng.integers(0, 10 if kind == "deep" else 3, size=n), dtype="int32"))
+
+
+def _dropouts(net):
+    return [layer for layer in net.layers.values() if isinstance(layer, bp_xp.layers.Dropout)]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("where", ["jax:cpu", "jax:cpu:1"])
+@pytest.mark.parametrize("kind", ["multilayer", "deep"])
+def test_a_compiled_dropout_step_equals_the_eager_step_given_its_masks(kind, where):
+    """One float64 step: the compiled masks come from seeds the layers draw from their host
+    generators; the eager net, handed the same seeds (``step_seed``), must match it."""
+    _, backend = _jax_backend(where)
+    compiled_net, eager_net = _dropout_net(kind, backend), _dropout_net(kind, backend)
+    x, t = _dropout_batch(kind, backend, 3)
+    step = bp_xp.compile_step(compiled_net, get_optimizer("sgd", lr=0.1))
+    assert step.kind == "jax.jit"
+    loss = step(x, t)
+    layers = _dropouts(eager_net)
+    assert layers
+    for layer in layers:  # the seeds the compiled step drew, from the same generators
+        layer.step_seed = backend.asarray([layer.next_seed()], dtype="uint32")[0]
+    eager_loss, grads = eager_net.loss_and_gradient(x, t)
+    get_optimizer("sgd", lr=0.1).update(eager_net.params, grads)
+    kept = [bp_xp.to_numpy(layer.mask).mean() for layer in layers]
+    assert all(0.3 < k < 0.9 for k in kept), kept  # real masks, neither all kept nor all dropped
+    np.testing.assert_allclose(float(bp_xp.to_numpy(loss)), float(bp_xp.to_numpy(eager_loss)),
+                               rtol=1e-10)
+    for key in eager_net.params:
+        got = compiled_net.params[key]
+        assert got.devices() == {backend.device}, key
+        np.testing.assert_allclose(bp_xp.to_numpy(got), bp_xp.to_numpy(eager_net.params[key]),
+                                   rtol=1e-10, atol=1e-12, err_msg=key)
+    # Without the seeds, the eager step draws its masks from NumPy's generator: other masks.
+    for layer in layers:
+        layer.step_seed = None
+    other = _dropout_net(kind, backend)
+    other_loss = other.loss_and_gradient(x, t)[0]
+    assert abs(float(bp_xp.to_numpy(other_loss)) - float(bp_xp.to_numpy(loss))) > 1e-8
+
+
+@pytest.mark.slow
+def test_a_compiled_dropout_net_trains_and_is_reproducible_from_its_seed():
+    _, backend = _jax_backend("jax:cpu")
+
+    def run(seed: int, lr: float, steps: int = 30) -> list[float]:
+        net = _dropout_net("multilayer", backend, seed=seed)
+        step = bp_xp.compile_step(net, get_optimizer("adam", lr=lr))
+        x, t = _dropout_batch("multilayer", backend, 32)
+        return [float(bp_xp.to_numpy(step(x, t))) for _ in range(steps)]
+
+    first = run(0, 0.05)
+    assert first == run(0, 0.05)  # the same seed: the same masks, the same run, bit for bit
+    assert first != run(1, 0.05)
+    assert np.mean(first[-5:]) < 0.7 * np.mean(first[:5])  # it learns
+    frozen = run(0, 1e-12, steps=4)  # (almost) no update: the losses differ by the masks
+    assert len(set(frozen)) == len(frozen), frozen  # a new mask every step
+
+
+@pytest.mark.slow
+def test_a_compiled_deep_convnet_trains():
+    _, backend = _jax_backend("jax:cpu")
+    net = _dropout_net("deep", backend, dtype="float32")
+    step = bp_xp.compile_step(net, get_optimizer("adam", lr=0.003))
+    rng = np.random.default_rng(7)
+    labels = np.arange(16) % 4
+    images = 0.1 * rng.random((16, 1, 28, 28))
+    for i, label in enumerate(labels):  # a learnable task: the class lights up a band of rows
+        images[i, 0, 7 * label:7 * label + 7] += 1.0
+    x, t = backend.asarray(images, dtype="float32"), backend.asarray(labels, dtype="int32")
+    losses = [float(bp_xp.to_numpy(step(x, t))) for _ in range(25)]
+    assert step.trace_count == 1
+    assert np.mean(losses[-5:]) < 0.7 * np.mean(losses[:5]), [round(v, 3) for v in losses]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["multilayer", "deep"])
+def test_compiled_dropout_steps_on_a_second_device_make_no_implicit_transfer(kind):
+    jax, backend = _jax_backend("jax:cpu:1")
+    net = _dropout_net(kind, backend, dtype="float32")
+    optimizer = get_optimizer("adam", lr=0.001)
+    step = bp_xp.compile_step(net, optimizer)
+    x, t = _dropout_batch(kind, backend, 4, dtype="float32")
+    step(x, t)  # the first call creates the optimizer's zeros: JAX makes those eagerly
+    with jax.transfer_guard("disallow"):  # the seeds travel by one explicit copy per call
+        for _ in range(2):
+            loss = step(x, t)
+    assert loss.devices() == {backend.device}
+    for key in net.params:
+        assert net.params[key].devices() == {backend.device}, key
+
+
+def test_random_layers_are_refused_where_a_compiling_backend_has_no_device_generator():
+    import dataclasses
+    import types
+
+    from bp_xp.backends.jax import SPEC
+
+    net = bp_xp.MultiLayerNet(4, [5], 3, use_dropout=True, seed=0)
+    assert bp_xp.compile.untraceable_layers(net) == []  # NumPy: the eager step, nothing traced
+    for spec, expected in ((SPEC, []),
+                           (dataclasses.replace(SPEC, random_uniform=None), ["Dropout1"])):
+        fake = types.SimpleNamespace(layers=net.layers, last_layer=net.last_layer,
+                                     backend=types.SimpleNamespace(spec=spec))
+        assert bp_xp.compile.untraceable_layers(fake) == expected
+
+
+def test_a_step_seed_on_a_backend_without_a_device_generator_is_a_clear_error():
+    drop = bp_xp.layers.Dropout(0.5, seed=0)
+    drop.step_seed = np.uint32(3)
+    with pytest.raises(TypeError, match="numpy has no device random generator"):
+        drop.forward(np.ones((2, 3)))
 
 
 # ------------------------------------------------------------------------------------------

@@ -27,6 +27,11 @@ CONV_CASES = [
     (2, 2, 8, 7, 3, 3, 2, 2, 0),  # floor: 8 - 3 = 5 and 7 - 2 = 5 are odd
     (1, 2, 9, 9, 2, 4, 4, 3, 1),  # floor: 9 + 2 - 4 = 7 is not a multiple of 3
     (2, 1, 6, 6, 2, 5, 5, 1, 2),
+    # stride 1, square filters, FN*H*W <= C*OH*OW: NumPy/CuPy take dx as the adjoint convolution
+    (2, 4, 7, 7, 3, 3, 3, 1, 1),
+    (2, 3, 6, 5, 2, 3, 3, 1, 2),  # pad = FH - 1 (DeepConvNet's conv_param_4): no padding of dout
+    (1, 3, 5, 6, 3, 2, 2, 1, 0),  # even filters
+    (2, 3, 7, 6, 2, 3, 2, 1, 1),  # non-square filters: the folded path
 ]
 #: (N, C, H, W, pool_h, pool_w, stride, pad)
 POOL_CASES = [

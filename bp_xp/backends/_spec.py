@@ -118,6 +118,14 @@ class BackendSpec:
         ``count -> bool``: ask the library, before it is imported, to offer ``count``
         devices on the host CPU (JAX: ``XLA_FLAGS``), so tests can use a device that is not
         the default one; ``False`` when it is too late or already decided otherwise.
+    random_uniform : callable or None
+        ``(seed, shape) -> array``: float32 numbers uniform in ``[0, 1)`` of ``shape``, drawn
+        by a counter-based generator keyed by ``seed``, a 0-d unsigned integer array on the
+        device, traced or not (JAX: ``jax.random.uniform(jax.random.key(seed), shape)``). The
+        same seed gives the same numbers, compiled or eager. It is how a layer that draws
+        random numbers (``Layer.draws_random``: Dropout) is compiled: the compiled step passes
+        a new seed per call. ``None`` (the field): no such generator here; on a backend with
+        ``compile_function``, :func:`bp_xp.compile_step` then refuses such layers.
     """
 
     name: str
@@ -150,6 +158,7 @@ class BackendSpec:
     version_stamp: Callable[[Any], Any] | None = None
     safetensors_framework: str | None = None
     writes_in_place: Callable[[Any], bool] | None = None
+    random_uniform: Callable[[Any, tuple[int, ...]], Any] | None = None
 
     def __post_init__(self) -> None:
         for field in ("name", "module", "extra"):

@@ -74,6 +74,21 @@ def _crop(img: Array, pad: int, h: int, w: int) -> Array:
     return img[:, :, pad:pad + h, pad:pad + w] if pad or img.shape[2:] != (h, w) else img
 
 
+def _unrolled(xp: ModuleType, x: Array, fh: int, fw: int, stride: int, pad: int, oh: int,
+              ow: int) -> tuple[Array, tuple[int, ...]]:
+    """``(col, padded shape)``: the windows of ``x`` as one ``(C*FH*FW, N*OH*OW)`` copy.
+
+    The copy is of the strided view ``(C, FH, FW, N, OH, OW)`` of the padded image, whose
+    innermost axis walks along image rows, so it reads memory in order.
+    """
+    n, c = x.shape[0], x.shape[1]
+    img = _padded(xp, x, pad)
+    sn, sc, sh, sw = img.strides
+    view = xp.lib.stride_tricks.as_strided(
+        img, shape=(c, fh, fw, n, oh, ow), strides=(sc, sh, sw, sn, sh * stride, sw * stride))
+    return view.reshape(c * fh * fw, n * oh * ow), tuple(img.shape)  # one copy
+
+
 def conv2d(xp: ModuleType, x: Array, W: Array, b: Array, stride: int, pad: int
            ) -> tuple[Array, Callable[[Array, bool], tuple[Array | None, Array, Array]]] | None:
     """``(out, backward)`` of a convolution, or ``None`` where these arrays are not handled.
@@ -83,21 +98,24 @@ def conv2d(xp: ModuleType, x: Array, W: Array, b: Array, stride: int, pad: int
     along image rows, so the copy reads memory in order (the book's row layout
     ``(N*OH*OW, C*FH*FW)`` would read ``FW`` elements at a time). The products are then
     ``W @ col`` and its transposes. ``backward(dout, need_dx)`` returns ``(dx or None, dW, db)``.
+
+    ``dx`` is the unrolled gradient ``W.T @ dout`` folded back (``FH*FW`` strided sums into
+    the padded image), except for square filters at stride 1 with ``pad < FH`` where
+    unrolling ``dout`` is the smaller copy (``FN*H*W <= C*OH*OW``: DeepConvNet's ``pad=2``
+    layer, and layers that do not widen the channels): there ``dx`` is the convolution of
+    ``dout``, zero-padded by ``FH - 1 - pad``, with the filters flipped and their two channel
+    axes swapped (the adjoint of a stride-1 convolution), one copy and one product.
     """
     if not _applies(xp, x, W, b):
         return None
     n, c, h, w = x.shape
     fn, _, fh, fw = W.shape
     oh, ow = (h + 2 * pad - fh) // stride + 1, (w + 2 * pad - fw) // stride + 1
-    img = _padded(xp, x, pad)
-    sn, sc, sh, sw = img.strides
-    view = xp.lib.stride_tricks.as_strided(
-        img, shape=(c, fh, fw, n, oh, ow), strides=(sc, sh, sw, sn, sh * stride, sw * stride))
-    col = view.reshape(c * fh * fw, n * oh * ow)  # one copy
+    col, padded_shape = _unrolled(xp, x, fh, fw, stride, pad, oh, ow)
     W_mat = W.reshape(fn, c * fh * fw)
     out = (W_mat @ col).reshape(fn, n, oh, ow) + b.reshape(fn, 1, 1, 1)
     out = out.transpose(1, 0, 2, 3)
-    padded_shape = tuple(img.shape)
+    as_convolution = (stride == 1 and fh == fw and pad < fh and fn * h * w <= c * oh * ow)
 
     def backward(dout: Array, need_dx: bool) -> tuple[Array | None, Array, Array]:
         d = dout.transpose(1, 0, 2, 3).reshape(fn, n * oh * ow)
@@ -105,6 +123,10 @@ def conv2d(xp: ModuleType, x: Array, W: Array, b: Array, stride: int, pad: int
         dW = (d @ col.T).reshape(fn, c, fh, fw)
         if not need_dx:
             return None, dW, db
+        if as_convolution:  # the adjoint convolution: flipped filters, channels swapped
+            dcol, _ = _unrolled(xp, dout, fh, fw, 1, fh - 1 - pad, h, w)
+            flipped = W[:, :, ::-1, ::-1].transpose(1, 0, 2, 3).reshape(c, fn * fh * fw)
+            return (flipped @ dcol).reshape(c, n, h, w).transpose(1, 0, 2, 3), dW, db
         dcol = (W_mat.T @ d).reshape(c, fh, fw, n, oh, ow).transpose(3, 0, 4, 5, 1, 2)
         return _crop(_fold(xp, dcol, padded_shape, stride), pad, h, w), dW, db
 

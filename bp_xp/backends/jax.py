@@ -84,10 +84,14 @@ def missing_dtype_hint(name: str) -> str:
 
 
 def from_host(host: np.ndarray, device: Any, chunks: Any) -> Any:
-    """A new array on ``device``."""
-    import jax.numpy as jnp
+    """A new array on ``device``, by an explicit copy (``jax.device_put``).
 
-    return jnp.asarray(host, device=device, copy=True)
+    Explicit, so that ``jax.transfer_guard("disallow")`` lets it through: a compiled step
+    copies its dropout seeds this way in every call (see :func:`random_uniform`).
+    """
+    import jax
+
+    return jax.device_put(host, device, may_alias=False)
 
 
 def to_host(x: Any) -> np.ndarray:
@@ -131,6 +135,19 @@ def is_tracer(x: Any) -> bool:
     import jax
 
     return isinstance(x, jax.core.Tracer)
+
+
+def random_uniform(seed: Any, shape: tuple[int, ...]) -> Any:
+    """float32 numbers uniform in ``[0, 1)``: ``jax.random.uniform(jax.random.key(seed), shape)``.
+
+    ``seed`` is a 0-d integer array (a tracer inside ``jax.jit``): the numbers are a pure
+    function of it (JAX's counter-based threefry generator), so a compiled step and an eager
+    call given the same seed draw the same numbers, on the seed's device.
+    """
+    import jax
+    import jax.numpy as jnp
+
+    return jax.random.uniform(jax.random.key(seed), shape, dtype=jnp.float32)
 
 
 def request_host_devices(count: int) -> bool:
@@ -185,6 +202,7 @@ SPEC = BackendSpec(
     kernels=KERNELS, missing_dtype_hint=missing_dtype_hint, compile_function=compile_function,
     compiled_kind="jax.jit", trace_errors=trace_errors, is_tracer=is_tracer,
     enable_float64=enable_float64, request_host_devices=request_host_devices,
+    random_uniform=random_uniform,
 )
 
 # --------------------------------------------------------------------------------------

@@ -83,6 +83,26 @@ class Layer:
     #: trace would freeze, such as drawing a fresh random mask from a NumPy generator.
     traceable: ClassVar[bool] = True
 
+    #: Whether a training ``forward`` draws random numbers (Dropout's mask). A compiled step
+    #: (:func:`bp_xp.compile_step` on JAX) cannot replay draws made on the host, so before
+    #: every call it asks such a layer for :meth:`next_seed`, copies the seeds to the device,
+    #: and while the step is traced sets :attr:`step_seed` to the layer's seed; the layer
+    #: then draws with its backend's ``BackendSpec.random_uniform``.
+    draws_random: ClassVar[bool] = False
+
+    #: This step's seed for a ``draws_random`` layer: a 0-d uint32 array on the device (a
+    #: tracer while a compiled step is traced), or ``None``: draw as the layer does eagerly.
+    step_seed: Array | None = None
+
+    def next_seed(self) -> int:
+        """A new seed in ``[0, 2**32)`` for one compiled step (``draws_random`` layers).
+
+        Drawn from the layer's own seeded host generator, so a compiled run is reproducible
+        from the layer's seed.
+        """
+        raise NotImplementedError(f"{type(self).__name__} sets draws_random but does not "
+                                  "implement next_seed")
+
     def __new__(cls, *args: Any, **kwargs: Any) -> Layer:
         layer = super().__new__(cls)
         layer.params = {}

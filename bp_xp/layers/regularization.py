@@ -45,6 +45,13 @@ class Dropout(Layer):
     backend. Drawing on the host costs a host-to-device copy of one byte per unit per
     step, never a device-to-host read; ``docs/convnet.md`` has the measured cost.
 
+    In a compiled step (:func:`bp_xp.compile_step` on JAX) the mask is drawn on the device
+    instead: the step takes one integer seed per call from the same host generator
+    (:meth:`next_seed`) and the layer draws ``random_uniform(seed) > dropout_ratio`` with the
+    backend's generator (``BackendSpec.random_uniform``). A compiled run is reproducible from
+    ``seed`` too, but its masks are not the eager ones: the two draw from different
+    generators.
+
     Parameters
     ----------
     dropout_ratio : float in [0, 1)
@@ -63,8 +70,8 @@ class Dropout(Layer):
     array([[0.5, 0.5]])
     """
 
-    #: Each training forward draws a new mask on the host; a trace would replay one mask.
-    traceable = False
+    #: Each training forward draws a new mask: a compiled step hands it a seed per call.
+    draws_random = True
 
     def __init__(self, dropout_ratio: float = 0.5, *, seed: int | None = None) -> None:
         ratio = float(dropout_ratio)
@@ -79,6 +86,10 @@ class Dropout(Layer):
         # A rebuilt layer restarts its mask stream from the seed.
         return {"dropout_ratio": self.dropout_ratio, "seed": self.seed}
 
+    def next_seed(self) -> int:
+        """The seed of one compiled step's mask, from the layer's generator (see above)."""
+        return int(self._rng.integers(0, 2**32))
+
     def forward(self, x: Array, train_flg: bool = True) -> Array:
         xp = namespace_of(x)
         if not train_flg:
@@ -86,8 +97,17 @@ class Dropout(Layer):
             self.mask = None  # nothing to differentiate (see require_forward)
             setattr(self, INFERENCE, True)
             return out
-        keep = self._rng.random(tuple(x.shape)) > self.dropout_ratio
-        mask = backend_of(x).asarray(keep, dtype=xp.bool)
+        seed = self.step_seed
+        if seed is None:  # eager: the host generator's mask, the same on every backend
+            keep = self._rng.random(tuple(x.shape)) > self.dropout_ratio
+            mask = backend_of(x).asarray(keep, dtype=xp.bool)
+        else:  # a compiled step's seed: the mask is drawn on the device, from the seed alone
+            draw = backend_of(x).spec.random_uniform
+            if draw is None:
+                raise TypeError(f"Dropout: {backend_of(x).spec.name} has no device random "
+                                "generator (BackendSpec.random_uniform) to draw a mask from "
+                                "step_seed; leave step_seed None")
+            mask = draw(seed, tuple(x.shape)) > self.dropout_ratio
         out = xp.where(mask, x, xp.zeros((), dtype=x.dtype, device=_device(x)))
         self.mask = mask  # committed once forward has succeeded
         setattr(self, INFERENCE, False)
