@@ -427,7 +427,7 @@ def test_a_fast_kernel_is_used_only_by_the_backend_that_has_it(xb):
         assert fast_kernel(name, x) is own.get(name), (xb.case.family, name)
     expected = {"numpy": {"zero_where", "column_major"},
                 "torch": {"zero_where", "subtract_scaled", "matmul_layout", "column_major",
-                          "weight_gradient"},
+                          "weight_gradient", "relu", "relu_backward"},
                 "jax": {"zero_where"}}
     native = {"conv2d", "max_pool2d"}  # issue 22's native kernels (tests/test_fast_kernels.py)
     for family, names in {"numpy": native, "torch": native | {"softmax_cross_entropy_labels"},

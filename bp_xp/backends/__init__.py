@@ -38,7 +38,16 @@ from ._api import (
     to_numpy,
 )
 from ._errors import BackendError, BackendMismatchError, BackendUnavailableError, DTypeError
-from ._kernels import column_major, fast_kernel, matmul_layout, subtract_scaled, weight_gradient, zero_where
+from ._kernels import (
+    column_major,
+    fast_kernel,
+    matmul_layout,
+    relu,
+    relu_backward,
+    subtract_scaled,
+    weight_gradient,
+    zero_where,
+)
 from ._namespace import describe_place, namespace_of
 from ._native import conv2d, max_pool2d, softmax_cross_entropy_labels
 from ._registry import (
@@ -78,6 +87,8 @@ __all__ = [
     "max_pool2d",
     "namespace_of",
     "register_backend",
+    "relu",
+    "relu_backward",
     "resolve_backend",
     "settle",
     "softmax_cross_entropy_labels",

@@ -7,7 +7,8 @@ from typing import Any
 
 from ._namespace import FAST_KERNELS, known_type, namespace_of
 
-__all__ = ["column_major", "fast_kernel", "matmul_layout", "subtract_scaled", "weight_gradient", "zero_where"]
+__all__ = ["column_major", "fast_kernel", "matmul_layout", "relu", "relu_backward", "subtract_scaled",
+           "weight_gradient", "zero_where"]
 
 # --------------------------------------------------------------------------------------
 # Fast kernels: a portable spelling, and a backend's own faster way where it has one
@@ -160,3 +161,47 @@ def column_major(x: Any) -> Any:
         if out is not None:
             return out
     return x
+
+
+def relu(x: Any, xp: ModuleType) -> tuple[Any, Any, Any]:
+    """``(out, mask, out_kept)``: the ReLU of ``x`` and what its backward needs.
+
+    Portable: the book's mask ``x <= 0`` and ``where(mask, 0, x)`` (:func:`zero_where`);
+    ``out_kept`` is ``None``. A backend with a ``relu`` kernel (PyTorch: ``torch.relu``,
+    one pass and no boolean tensor) returns its output as ``out_kept`` and no mask; the
+    backward then zeroes the gradient where that output is ``<= 0``, which is where
+    ``x <= 0`` (NaN stays NaN in ``out`` and passes its gradient, as with the mask).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> out, mask, kept = relu(np.array([-1.0, 2.0]), np)
+    >>> out, mask, kept
+    (array([0., 2.]), array([ True, False]), None)
+    """
+    fast = fast_kernel("relu", x)
+    if fast is not None:
+        out = fast(x)
+        if out is not None:
+            return out, None, out
+    mask = x <= 0
+    return zero_where(mask, x, xp), mask, None
+
+
+def relu_backward(dout: Any, mask: Any, out: Any, xp: ModuleType) -> Any:
+    """``dout`` with zeros where the forward's input was ``<= 0`` (see :func:`relu`).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> relu_backward(np.array([5.0, 5.0]), np.array([True, False]), None, np)
+    array([0., 5.])
+    """
+    if mask is None:
+        fast = fast_kernel("relu_backward", out)
+        if fast is not None:
+            grad = fast(dout, out)
+            if grad is not None:
+                return grad
+        mask = out <= 0
+    return zero_where(mask, dout, xp)

@@ -190,8 +190,32 @@ def weight_gradient(x: Any, dout: Any, W: Any) -> Any:
     return (dout.T @ x).T
 
 
+def relu(x: Any) -> Any:
+    """``torch.relu(x)``: one pass, no boolean mask (the ReLU layer keeps the output).
+
+    ``None`` for what is not a float32/float64 tensor without grad (integers: the portable
+    mask path).
+    """
+    import torch
+
+    return torch.relu(x) if _plain(x) else None
+
+
+def relu_backward(dout: Any, out: Any) -> Any:
+    """``dout`` zeroed where ``out <= 0``: ATen's ``threshold_backward``, PyTorch's own ReLU
+    backward. ``None`` unless ``dout`` is a tensor of ``out``'s dtype (else the portable
+    ``where``, which follows the Array API's promotion)."""
+    import torch
+
+    if type(dout) is not type(out) or dout.dtype != out.dtype or not _plain(dout):
+        return None
+    return torch.ops.aten.threshold_backward(dout, out, 0)
+
+
 #: The fast kernels of this backend, by the name :mod:`bp_xp.backends` dispatches on.
 KERNELS: dict[str, Callable[..., Any]] = {
+    "relu": relu,
+    "relu_backward": relu_backward,
     "zero_where": zero_where,
     "subtract_scaled": subtract_scaled,
     "matmul_layout": matmul_layout,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..backends import namespace_of, zero_where
+from ..backends import namespace_of, relu, relu_backward
 from ..functions import sigmoid
 from ..graph import recordable
 from ._checks import SCALARS, check_shape, dtype_kind, require_forward
@@ -59,7 +59,16 @@ class Relu(Layer):
     """
 
     def __init__(self) -> None:
-        self.mask: Array | None = None
+        self._mask: Array | bool | None = None
+        # Where the backend's ReLU kernel ran (PyTorch), its output stands in for the mask.
+        self._out: Array | None = None
+
+    @property
+    def mask(self) -> Array | bool | None:
+        """The book's ``x <= 0`` of the last forward (``None`` before one)."""
+        if self._mask is None and self._out is not None:
+            return self._out <= 0  # where x <= 0: NaN stays NaN in out and is not masked
+        return self._mask
 
     def forward(self, x: Array) -> Array:
         try:
@@ -67,29 +76,28 @@ class Relu(Layer):
         except TypeError:  # not an array: the Python-number path (off the array hot path)
             return self._forward_number(x)
         _refuse_bool("Relu", x, xp)
-        mask = x <= 0
-        out = zero_where(mask, x, xp)
-        self.mask = mask  # committed once forward has succeeded
+        out, mask, kept = relu(x, xp)
+        self._mask, self._out = mask, kept  # committed once forward has succeeded
         return out
 
     def _forward_number(self, x: Any) -> Any:
         if not isinstance(x, SCALARS) or isinstance(x, complex):
             raise TypeError(f"Relu.forward: x must be an array or a real Python number, "
                             f"got {type(x).__module__}.{type(x).__qualname__}")
-        self.mask = x <= 0
-        return type(x)(0) if self.mask else x
+        self._mask, self._out = x <= 0, None
+        return type(x)(0) if self._mask else x
 
     def backward(self, dout: Array) -> Array:
-        mask = require_forward(self, self.mask)
-        if mask.__class__ is bool:  # forward was given a Python number
-            dout, xp = upstream("Relu", dout, mask, (), ())
-            return to_input(dout * (not mask), mask, xp)
-        xp = namespace_of(dout, mask, names=("dout", "mask"))
-        if getattr(dout, "shape", None) != mask.shape:  # also a Python number: TypeError
-            check_shape("Relu", "dout", dout, mask.shape)
+        saved = require_forward(self, self._out if self._mask is None else self._mask)
+        if saved.__class__ is bool:  # forward was given a Python number
+            dout, xp = upstream("Relu", dout, saved, (), ())
+            return to_input(dout * (not saved), saved, xp)
+        xp = namespace_of(dout, saved, names=("dout", "mask"))
+        if getattr(dout, "shape", None) != saved.shape:  # also a Python number: TypeError
+            check_shape("Relu", "dout", dout, saved.shape)
         if dtype_kind(xp, dout.dtype) != "float":  # gradients are floating
             dout = xp.astype(dout, default_float(xp, dout))
-        return zero_where(mask, dout, xp)
+        return relu_backward(dout, self._mask, self._out, xp)
 
 
 @contract(reference=lambda np, x: 1.0 / (1.0 + np.exp(-np.asarray(x, dtype=float)))
