@@ -22,6 +22,11 @@ from bp_xp.layers._contract import contracts_of
 #: numerical-gradient evaluations, or im2col's Python loops): the slow lane runs them.
 SLOW = (bp_xp.layers.Convolution, bp_xp.layers.Pooling, bp_xp.layers.BatchNormalization)
 
+#: The rows that repeat another row's work for these checks run in the slow lane only: the
+#: checks themselves compare inputs before and after (what ``numpy_readonly`` would catch) and
+#: refuse another device (``strict_device1``'s concern) on the ``numpy`` and ``strict`` rows.
+DUPLICATE_ROWS = pytest.mark.slow_rows("numpy_readonly", "strict_device1")
+
 BUILT_IN = [spec for spec in registered_contracts() if spec.layer.__module__.startswith("bp_xp.")]
 
 
@@ -29,6 +34,7 @@ def _param(spec):
     return pytest.param(spec, id=spec.name, marks=[pytest.mark.slow] if spec.layer in SLOW else [])
 
 
+@DUPLICATE_ROWS
 @pytest.mark.parametrize("spec", [_param(s) for s in BUILT_IN])
 @pytest.mark.parametrize("check", list(CHECKS))
 def test_layer_contract(xb, dtype, spec, check):
