@@ -4,7 +4,10 @@ Each generic check runs for every registered contract on every matrix row (``xb`
 dtype. The layers declare their samples and float64 references next to their classes
 (``@contract`` in ``bp_xp/layers/*.py``); nothing here is specific to one layer. The
 heavier contracts (convolution, pooling, batch normalization: many numerical-gradient
-evaluations) run in the slow lane; the fast lane (``-m "not slow"``) keeps the rest.
+evaluations) run in the slow lane; the fast lane (``-m "not slow"``) keeps the rest, on the
+rows that do not repeat another row (``REPEATING_ROWS``: ``numpy_readonly`` and
+``strict_device1`` run in the full suite; the checks compare the inputs before and after and
+refuse another device on ``numpy`` and ``strict`` already).
 """
 
 from __future__ import annotations
@@ -17,15 +20,11 @@ from bp_xp import BackendMismatchError
 from bp_xp.conformance import CHECKS, check_layer, registered_contracts
 from bp_xp.layers import Layer, MulLayer, Sample, contract, floats
 from bp_xp.layers._contract import contracts_of
+from layer_checks import REPEATING_ROWS
 
 #: Layers whose contracts take more than a few hundred milliseconds per row (many
 #: numerical-gradient evaluations, or im2col's Python loops): the slow lane runs them.
 SLOW = (bp_xp.layers.Convolution, bp_xp.layers.Pooling, bp_xp.layers.BatchNormalization)
-
-#: The rows that repeat another row's work for these checks run in the slow lane only: the
-#: checks themselves compare inputs before and after (what ``numpy_readonly`` would catch) and
-#: refuse another device (``strict_device1``'s concern) on the ``numpy`` and ``strict`` rows.
-DUPLICATE_ROWS = pytest.mark.slow_rows("numpy_readonly", "strict_device1")
 
 BUILT_IN = [spec for spec in registered_contracts() if spec.layer.__module__.startswith("bp_xp.")]
 
@@ -34,7 +33,7 @@ def _param(spec):
     return pytest.param(spec, id=spec.name, marks=[pytest.mark.slow] if spec.layer in SLOW else [])
 
 
-@DUPLICATE_ROWS
+@REPEATING_ROWS
 @pytest.mark.parametrize("spec", [_param(s) for s in BUILT_IN])
 @pytest.mark.parametrize("check", list(CHECKS))
 def test_layer_contract(xb, dtype, spec, check):
