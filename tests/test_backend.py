@@ -372,6 +372,7 @@ def test_slow_rows_naming_no_row_is_an_error(pytester):
     assert result.ret != 0
 
 
+@pytest.mark.slow  # a fresh interpreter importing jax: seconds of CPU
 def test_importing_the_plugin_leaves_jax_alone_until_the_session_starts(pytester):
     pytest.importorskip("jax")
     code = ("import bp_xp.testing, jax\n"
