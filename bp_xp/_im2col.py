@@ -19,6 +19,7 @@ row, output column, and columns by channel, filter row, filter column.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import array_api_extra as xpx
@@ -27,9 +28,28 @@ from array_api_compat import device as _device
 from ._checks import check_integer
 from .backends import namespace_of
 
-__all__ = ["col2im", "conv_output_size", "im2col"]  # and, for the layers: output_hw, windows, fold
+__all__ = ["col2im", "conv_output_size", "im2col"]  # and, for the layers: output_hw, windows, fold,
+#                                                    reshape, is_empty
 
 Array = Any
+
+
+def is_empty(x: Array) -> bool:
+    """Whether ``x`` holds no element (an empty batch)."""
+    return math.prod(int(s) for s in x.shape) == 0
+
+
+def reshape(xp: Any, x: Array, shape: tuple[int, ...]) -> Array:
+    """``xp.reshape(x, shape)``; a zero-size ``x`` (an empty batch) gives a new empty array.
+
+    Dask's reshape fails on a zero-size array (``reduce() of empty iterable`` inside
+    ``dask.array.reshape``), and so does its item assignment, which padding and folding use:
+    every zero-size intermediate of the convolution and pooling layers is made here, or in
+    :func:`pad_image` and :func:`fold`, directly with ``xp.zeros``, on every backend alike.
+    """
+    if is_empty(x):
+        return xp.zeros(shape, dtype=x.dtype, device=_device(x))
+    return xp.reshape(x, shape)
 
 
 def conv_output_size(input_size: int, filter_size: int, stride: int = 1, pad: int = 0, *,
@@ -110,6 +130,8 @@ def fold(xp: Any, pieces: list[Array], padded_shape: tuple[int, int, int, int], 
     """
     N, C, hp, wp = padded_shape
     out_h, out_w = pieces[0].shape[2], pieces[0].shape[3]
+    if is_empty(pieces[0]):  # an empty batch: nothing to add (see reshape)
+        return xp.zeros(padded_shape, dtype=pieces[0].dtype, device=_device(pieces[0]))
     if _tiles(filter_h, filter_w, stride):
         img = xp.stack(pieces, axis=-1)  # (N, C, oh, ow, fh * fw)
         img = xp.reshape(img, (N, C, out_h, out_w, filter_h, filter_w))
@@ -165,13 +187,16 @@ def im2col(input_data: Array, filter_h: int, filter_w: int, stride: int = 1,
     # channel axis: (N, C, fh*fw, oh, ow) -> (N, oh, ow, C, fh*fw), the book's layout.
     col = xp.stack(windows(img, filter_h, filter_w, stride, out_h, out_w), axis=2)
     col = xp.permute_dims(col, (0, 3, 4, 1, 2))
-    return xp.reshape(col, (N * out_h * out_w, C * filter_h * filter_w))
+    return reshape(xp, col, (N * out_h * out_w, C * filter_h * filter_w))
 
 
 def pad_image(xp: Any, img: Array, pad: int) -> Array:
     """``img`` with ``pad`` zeros on each side of its last two axes (``img`` when 0)."""
     if not pad:
         return img
+    if is_empty(img):  # an empty batch (see reshape)
+        n, c, h, w = img.shape
+        return xp.zeros((n, c, h + 2 * pad, w + 2 * pad), dtype=img.dtype, device=_device(img))
     return xpx.pad(img, ((0, 0), (0, 0), (pad, pad), (pad, pad)), xp=xp)
 
 
@@ -218,7 +243,7 @@ def col2im(col: Array, input_shape: tuple[int, ...], filter_h: int, filter_w: in
             f"{tuple(col.shape)}"
         )
     # (N*oh*ow, C*fh*fw) -> (N, C, fh*fw, oh, ow): one (N, C, oh, ow) piece per offset.
-    pieces = xp.reshape(col, (N, out_h, out_w, C, filter_h * filter_w))
+    pieces = reshape(xp, col, (N, out_h, out_w, C, filter_h * filter_w))
     pieces = xp.permute_dims(pieces, (0, 3, 4, 1, 2))
     img = fold(xp, [pieces[:, :, k, :, :] for k in range(filter_h * filter_w)],
                (N, C, H + 2 * pad, W + 2 * pad), filter_h, filter_w, stride)

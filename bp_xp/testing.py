@@ -16,6 +16,12 @@ such a skip into a failure, so that a GPU machine cannot skip CuPy silently.
 The test header lists every case with whether it runs here (and why not), and the end of
 the run counts passed/failed/skipped tests per case.
 
+Rows marked ``slow`` (JAX, Dask) carry the ``slow`` marker, so ``pytest -m "not slow"`` is a
+quick lane and a plain ``pytest`` runs everything. A test (or a module, through
+``pytestmark``) made of many small checks can also leave the rows that repeat another row's
+work to the slow lane with ``@pytest.mark.slow_rows("numpy_readonly", "strict_device1")``:
+those rows' parameters carry ``slow`` for that test only.
+
 When the session starts (``pytest_configure``, not at import) the plugin switches float64
 on where a backend needs a switch (JAX's ``jax_enable_x64``), so that the float64 rows run
 on JAX too, and asks XLA for two CPU devices (see :func:`pytest_configure`).
@@ -39,6 +45,7 @@ import dataclasses
 import importlib.util
 import math
 import os
+from collections.abc import Collection
 from typing import Any
 
 import array_api_compat
@@ -272,6 +279,8 @@ def pytest_configure(config: pytest.Config) -> None:
                                        'pytest -m "not slow" leaves it out')
     config.addinivalue_line("markers", "no_values: reads no array value, so it also runs on the "
                                        "matrix rows whose device holds none (torch:meta)")
+    config.addinivalue_line("markers", "slow_rows(*case_ids): the named matrix rows of this test "
+                                       "run in the slow lane only")
     for name in backend_names():
         spec = get_spec(name)
         if spec is not None and spec.request_host_devices is not None:
@@ -331,19 +340,32 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         return
     valueless = metafunc.definition.get_closest_marker("no_values") is not None
     rows = [case for case in cases() if case.values or valueless]
+    slow_rows = _slow_rows(metafunc)
     if "dtype" in metafunc.fixturenames:
         metafunc.parametrize(("xb_case", "dtype"), [
-            pytest.param(case, dtype, id=f"{case.id}-{dtype}", marks=_marks(case))
+            pytest.param(case, dtype, id=f"{case.id}-{dtype}", marks=_marks(case, slow_rows))
             for case in rows
             for dtype in ("float32", "float64")
             if dtype == "float32" or case.float64
         ])
     else:
-        metafunc.parametrize("xb_case", [pytest.param(c, id=c.id, marks=_marks(c)) for c in rows])
+        metafunc.parametrize("xb_case", [pytest.param(c, id=c.id, marks=_marks(c, slow_rows))
+                                         for c in rows])
 
 
-def _marks(case: Case) -> list[pytest.MarkDecorator]:
-    return [pytest.mark.slow] if case.slow else []
+def _slow_rows(metafunc: pytest.Metafunc) -> set[str]:
+    """The row ids named by the test's ``slow_rows`` markers (its own and its module's)."""
+    named = {case_id for mark in metafunc.definition.iter_markers("slow_rows")
+             for case_id in mark.args}
+    unknown = named - {case.id for case in cases()}
+    if unknown:
+        raise ValueError(f"{metafunc.definition.nodeid}: slow_rows names no matrix row "
+                         f"{sorted(unknown)}; the rows are {[c.id for c in cases()]}")
+    return named
+
+
+def _marks(case: Case, slow_rows: Collection[str] = ()) -> list[pytest.MarkDecorator]:
+    return [pytest.mark.slow] if case.slow or case.id in slow_rows else []
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import pytest
 
 import bp_xp
 
@@ -88,3 +89,12 @@ def torch_or_skip():
     import pytest
 
     return pytest.importorskip("torch")
+
+
+#: The matrix rows that repeat another row's work for a numerical check (``numpy_readonly``
+#: is ``numpy`` with read-only inputs, ``strict_device1`` is ``strict`` on a second device):
+#: tests of many gradient evaluations leave them to the slow lane with this marker. Writes into
+#: callers' arrays and a wrong device stay caught in the fast lane by the tests that look for
+#: them on ``numpy`` and ``strict`` (the conformance checks compare inputs before and after, and
+#: refuse arrays of another device) and in the full suite on every row.
+REPEATING_ROWS = pytest.mark.slow_rows("numpy_readonly", "strict_device1")

@@ -18,6 +18,7 @@ Every module of bp_xp sits on a level; the test reads every module's imports wit
 from __future__ import annotations
 
 import ast
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,7 +55,12 @@ def _modules() -> Iterator[tuple[str, ...]]:
 
 
 def _tree(parts: tuple[str, ...]) -> ast.Module:
-    path = PACKAGE.joinpath(*parts).with_suffix(".py")
+    return _parse(PACKAGE.joinpath(*parts).with_suffix(".py"))
+
+
+@functools.cache
+def _parse(path: Path) -> ast.Module:
+    """A module's syntax tree, parsed once per session (the checks only read the trees)."""
     return ast.parse(path.read_text(), filename=str(path))
 
 

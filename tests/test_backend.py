@@ -346,6 +346,33 @@ def test_the_plugin_reports_the_matrix_in_the_header_and_the_summary(pytester):
     assert "torch_cpu  " not in out.split("tests per backend case")[-1]  # deselected: not counted
 
 
+def test_slow_rows_leaves_the_named_rows_of_one_test_to_the_slow_lane(pytester):
+    pytester.makeconftest('pytest_plugins = ["bp_xp.testing"]')
+    pytester.makepyfile(
+        "import pytest\n"
+        "@pytest.mark.slow_rows('numpy_readonly')\n"
+        "def test_marked(xb):\n    pass\n"
+        "def test_plain(xb):\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "-m", "not slow", "-k", "numpy",
+                                "--collect-only", "-q")
+    collected = {line for line in result.stdout.lines if "::" in line}
+    assert collected == {"test_slow_rows_leaves_the_named_rows_of_one_test_to_the_slow_lane.py::"
+                         + name for name in ("test_marked[numpy]", "test_plain[numpy]",
+                                             "test_plain[numpy_readonly]")}
+    everything = pytester.runpytest("-p", "no:cacheprovider", "-k", "numpy", "--collect-only", "-q")
+    assert sum("test_marked[" in line for line in everything.stdout.lines) == 2
+
+
+def test_slow_rows_naming_no_row_is_an_error(pytester):
+    pytester.makeconftest('pytest_plugins = ["bp_xp.testing"]')
+    pytester.makepyfile("import pytest\n@pytest.mark.slow_rows('numpy_typo')\n"
+                        "def test_marked(xb):\n    pass\n")
+    result = pytester.runpytest("-p", "no:cacheprovider", "--collect-only", "-q")
+    assert "slow_rows names no matrix row ['numpy_typo']" in result.stdout.str()
+    assert result.ret != 0
+
+
+@pytest.mark.slow  # a fresh interpreter importing jax: seconds of CPU
 def test_importing_the_plugin_leaves_jax_alone_until_the_session_starts(pytester):
     pytest.importorskip("jax")
     code = ("import bp_xp.testing, jax\n"

@@ -120,6 +120,7 @@ def test_time_net_interleaves_and_divides_by_the_baseline_of_the_same_round():
     assert [c.key for c in result.checks] == ["book", "bp_xp:numpy"]
 
 
+@pytest.mark.slow  # a whole benchmark run and a matplotlib chart: seconds
 def test_main_writes_the_report_and_the_chart(tmp_path, capsys):
     out = tmp_path / "performance.md"
     status = bench_step.main(["--nets", "book", "--dtypes", "float64", "--rounds", "1",

@@ -283,6 +283,7 @@ DTYPES = st.sampled_from(["float16", "float32", "float64", "int8", "int32", "int
                           "uint64", "bool"])
 
 
+@pytest.mark.slow  # 60 examples, a few seconds: the fixed round trips above stay in the fast lane
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data(), layer_name=NAMES,
        names=st.lists(NAMES, min_size=1, max_size=4, unique=True),

@@ -278,6 +278,7 @@ def test_a_fifo_named_like_a_parameter_file_is_refused(tmp_path):
     assert "it is a FIFO" in done.stdout
 
 
+@pytest.mark.slow  # 400 examples; the crafted pickles above stay in the fast lane
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(flips=st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 255)), min_size=1,
                       max_size=6),

@@ -160,6 +160,7 @@ CORRUPTIONS = st.lists(st.tuples(st.integers(min_value=0), st.integers(0, 255)),
                        min_size=1, max_size=6)
 
 
+@pytest.mark.slow  # 300 examples per format; the crafted files above stay in the fast lane
 @pytest.mark.parametrize("fixture", ["good", "good3"])  # format 2 (.npz), format 3
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(flips=CORRUPTIONS, cut=st.one_of(st.none(), st.integers(min_value=0)))

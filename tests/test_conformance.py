@@ -4,7 +4,10 @@ Each generic check runs for every registered contract on every matrix row (``xb`
 dtype. The layers declare their samples and float64 references next to their classes
 (``@contract`` in ``bp_xp/layers/*.py``); nothing here is specific to one layer. The
 heavier contracts (convolution, pooling, batch normalization: many numerical-gradient
-evaluations) run in the slow lane; the fast lane (``-m "not slow"``) keeps the rest.
+evaluations) run in the slow lane; the fast lane (``-m "not slow"``) keeps the rest, on the
+rows that do not repeat another row (``REPEATING_ROWS``: ``numpy_readonly`` and
+``strict_device1`` run in the full suite; the checks compare the inputs before and after and
+refuse another device on ``numpy`` and ``strict`` already).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from bp_xp import BackendMismatchError
 from bp_xp.conformance import CHECKS, check_layer, registered_contracts
 from bp_xp.layers import Layer, MulLayer, Sample, contract, floats
 from bp_xp.layers._contract import contracts_of
+from layer_checks import REPEATING_ROWS
 
 #: Layers whose contracts take more than a few hundred milliseconds per row (many
 #: numerical-gradient evaluations, or im2col's Python loops): the slow lane runs them.
@@ -29,6 +33,7 @@ def _param(spec):
     return pytest.param(spec, id=spec.name, marks=[pytest.mark.slow] if spec.layer in SLOW else [])
 
 
+@REPEATING_ROWS
 @pytest.mark.parametrize("spec", [_param(s) for s in BUILT_IN])
 @pytest.mark.parametrize("check", list(CHECKS))
 def test_layer_contract(xb, dtype, spec, check):

@@ -4,9 +4,11 @@ numerical gradients and PyTorch autograd."""
 import numpy as np
 import pytest
 
+from bp_xp import DTypeError
 from bp_xp.functions import col2im, conv_output_size, im2col
-from bp_xp.layers import Convolution, Pooling
+from bp_xp.layers import Convolution, Pooling, ShapeError
 from layer_checks import (
+    REPEATING_ROWS,
     loop_col2im,
     loop_conv,
     loop_im2col,
@@ -83,6 +85,7 @@ def test_convolution_forward_backward(xb, dtype, rng, shape, fh, fw, stride, pad
     assert layer.backward(dout, need_dx=False) is None
 
 
+@REPEATING_ROWS
 def test_convolution_gradients_match_numerical(xb, rng):
     if not xb.case.float64:
         pytest.skip("needs float64")
@@ -127,6 +130,7 @@ def test_pooling_forward_backward(xb, dtype, rng, shape, ph, pw, stride, pad):
     np.testing.assert_array_equal(xb.to_numpy(x), hx.astype(dtype))
 
 
+@REPEATING_ROWS
 def test_pooling_gradient_matches_numerical(xb, rng):
     if not xb.case.float64:
         pytest.skip("needs float64")
@@ -187,6 +191,55 @@ def test_bad_shapes_name_the_shapes():
         conv_output_size(5, 3, 0)
     with pytest.raises(RuntimeError, match="before forward"):
         Pooling(2, 2).backward(np.ones((1, 1, 1, 1)))
+
+
+# One wrong shape or dtype per line: the layer and its arguments, the bad input, the error.
+_BAD_IMAGES = [
+    ("Convolution", (2, 3, 3, 3), None, (4, 2, 5, 5), "float", ShapeError, r"\(N, 3, H, W\)"),
+    ("Convolution", (2, 3, 3, 3), None, (3, 5, 5), "float", ShapeError, r"\(N, 3, H, W\)"),
+    ("Convolution", (2, 3, 3, 3), None, (1, 3, 2, 5), "float", ShapeError, "filter height 3"),
+    ("Convolution", (2, 3, 3, 3), None, (1, 3, 5, 5), "bool", DTypeError, "bool array"),
+    ("Pooling", None, (2, 2), (1, 1, 1, 4), "float", ShapeError, "filter height 2"),
+    ("Pooling", None, (2, 2), (4, 4), "float", ShapeError, r"\(N, C, H, W\)"),
+    ("Pooling", None, (2, 2), (1, 1, 4, 4), "bool", DTypeError, "bool array"),
+]
+
+
+@pytest.mark.parametrize(("layer", "W_shape", "pool", "shape", "kind", "error", "words"),
+                         _BAD_IMAGES, ids=[f"{r[0]}-{r[4]}-{'x'.join(map(str, r[3]))}"
+                                           for r in _BAD_IMAGES])
+def test_bad_images_raise_bp_xp_errors_on_every_backend(xb, layer, W_shape, pool, shape, kind,
+                                                        error, words):
+    """A wrong shape is a ShapeError (a ValueError), a bool image a DTypeError (a TypeError),
+    on every backend alike, raised before the backend's own kernels see the image."""
+    if layer == "Convolution":
+        layer_obj = Convolution(xb.asarray(np.ones(W_shape), "float32"),
+                                xb.asarray(np.zeros(W_shape[0]), "float32"))
+    else:
+        layer_obj = Pooling(*pool)
+    host = np.ones(shape, dtype=bool) if kind == "bool" else np.ones(shape)
+    x = xb.asarray(host, None if kind == "bool" else "float32")
+    with pytest.raises(error, match=words) as caught:
+        layer_obj.forward(x)
+    assert isinstance(caught.value, ValueError if error is ShapeError else TypeError)
+    assert type(caught.value) is error  # not a backend's own exception
+
+
+def test_an_empty_batch_goes_through_convolution_and_padded_pooling(xb):
+    """N = 0 gives empty outputs and gradients of the input's shape, zero dW and db, on every
+    backend (Dask's reshape and item assignment fail on zero-size arrays: see _im2col.reshape).
+    The conformance contracts hold the same sample to the float64 reference."""
+    W = xb.asarray(np.ones((3, 2, 3, 3)), "float32")
+    x = xb.asarray(np.ones((0, 2, 5, 5)), "float32")
+    for layer, out_shape in ((Convolution(W, xb.asarray(np.zeros(3), "float32"), 2, 1),
+                              (0, 3, 3, 3)),
+                             (Pooling(3, 3, 1, 1), (0, 2, 5, 5)), (Pooling(2, 2), (0, 2, 2, 2))):
+        out = layer.forward(x)
+        xb.assert_close(out, np.zeros(out_shape), "float32")
+        dx = layer.backward(xb.asarray(np.zeros(out_shape), "float32"))
+        xb.assert_close(dx, np.zeros((0, 2, 5, 5)), "float32")
+        for name, grad in layer.grads.items():
+            xb.assert_close(grad, np.zeros(tuple(layer.params[name].shape)), "float32")
 
 
 def test_layers_rebuild_from_their_config():

@@ -140,12 +140,14 @@ def test_plain_idx_only_raises_dataset_error(fuzz_dir, content):
         np.testing.assert_array_equal(arr, _reference(content))
 
 
+@pytest.mark.slow  # gzip around every example: seconds; the plain-IDX fuzz stays fast
 @FUZZ
 @given(content=st.one_of(headers, mutants(), st.binary(max_size=200)))
 def test_gzip_of_crafted_idx_only_raises_dataset_error(fuzz_dir, content):
     _check(fuzz_dir / "gz-idx-ubyte.gz", gzip.compress(content, mtime=0), is_gzip=True)
 
 
+@pytest.mark.slow  # gzip around every example: seconds; the plain-IDX fuzz stays fast
 @FUZZ
 @given(content=st.one_of(gzip_mutants(), st.binary(max_size=200).map(lambda b: b"\x1f\x8b" + b)))
 def test_damaged_gzip_only_raises_dataset_error(fuzz_dir, content):

@@ -56,9 +56,15 @@ def test_every_network_steps_on_every_row_keeping_its_device(xb, network):
     _steps_keeping_the_device(xb, network)
 
 
-@pytest.mark.parametrize("network", sorted(NETWORKS))
+@pytest.mark.parametrize("network", [
+    pytest.param(name, marks=[pytest.mark.slow] if name == "convnet" else []) for name in sorted(NETWORKS)])
 def test_every_network_steps_on_the_meta_device(network):
-    """The quick lane's share of the above: the row that stands in for a GPU on any machine."""
+    """The quick lane's share of the above: the row that stands in for a GPU on any machine.
+
+    The convolutional net (seconds: six optimizers and compile_step through im2col) runs here
+    in the slow lane only; its device handling is in the fast lane on ``strict_device1``
+    (tests/test_convnet.py).
+    """
     from bp_xp.testing import XB, cases
 
     case = next(c for c in cases() if not c.values)

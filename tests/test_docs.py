@@ -256,11 +256,16 @@ def _testing_page_files() -> dict[str, str]:
     return files
 
 
-def _rows_per_test() -> tuple[int, int]:
-    """(available, unavailable) backend x dtype rows of the matrix, counted here."""
+def _rows_per_test(fast_only: bool = False) -> tuple[int, int]:
+    """(available, unavailable) backend x dtype rows of the matrix, counted here.
+
+    ``fast_only`` leaves out the slow rows (JAX, Dask), as ``-m "not slow"`` does.
+    """
     available = unavailable = 0
     for case in CASES:
         if not case.values:  # rows like torch:meta run only tests marked no_values
+            continue
+        if fast_only and case.slow:
             continue
         rows = 2 if case.float64 else 1
         if _unavailable(case.spec):
@@ -277,14 +282,22 @@ def _write_example_suite(pytester: pytest.Pytester) -> int:
     return len(re.findall(r"^def test_\w+\(xb, dtype", files["test_tanh_layer.py"], flags=re.M))
 
 
+@pytest.mark.parametrize("lane", [
+    pytest.param("fast", id="fast_rows"),
+    pytest.param("all", id="every_row", marks=pytest.mark.slow),  # JAX compiles, Dask runs graphs
+])
 def test_example_suite_of_testing_page_passes(pytester: pytest.Pytester,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+                                              monkeypatch: pytest.MonkeyPatch, lane: str) -> None:
+    """The page's suite, as its reader runs it: ``-m "not slow"`` (fast rows) and plain (all)."""
     monkeypatch.delenv("BP_XP_REQUIRE", raising=False)
     n_tests = _write_example_suite(pytester)
     assert n_tests >= 2
-    available, unavailable = _rows_per_test()
-    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "error", "-q")
-    result.assert_outcomes(passed=n_tests * available, skipped=n_tests * unavailable)
+    available, unavailable = _rows_per_test(fast_only=lane == "fast")
+    lane_args = ["-m", "not slow"] if lane == "fast" else []
+    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "error", "-q", *lane_args)
+    slow_rows = sum(2 if c.float64 else 1 for c in CASES if c.values and c.slow)
+    result.assert_outcomes(passed=n_tests * available, skipped=n_tests * unavailable,
+                           deselected=n_tests * slow_rows if lane == "fast" else 0)
 
 
 def test_bp_xp_require_turns_the_example_suites_skips_into_failures(
@@ -292,12 +305,15 @@ def test_bp_xp_require_turns_the_example_suites_skips_into_failures(
     missing = [c for c in CASES if _unavailable(c.spec)]
     if not missing:
         pytest.skip("every backend of the matrix is available here: nothing to require")
-    family = missing[0].family
+    # a family whose rows are all fast, where there is one: then only the fast rows need to run
+    family = next((c.family for c in missing if not c.slow), missing[0].family)
+    fast = all(not c.slow for c in CASES if c.family == family)
     n_tests = _write_example_suite(pytester)
     monkeypatch.setenv("BP_XP_REQUIRE", family)
     # value-free rows (torch:meta) run only tests marked no_values; the example has none
     rows = sum(2 if c.float64 else 1 for c in missing if c.family == family and c.values)
-    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "error", "-q")
+    lane_args = ["-m", "not slow"] if fast else []
+    result = pytester.runpytest("-p", "no:cacheprovider", "-W", "error", "-q", *lane_args)
     outcomes = result.parseoutcomes()  # the fixture fails, so pytest counts errors
     assert outcomes.get("failed", 0) + outcomes.get("errors", 0) == n_tests * rows
     result.stdout.fnmatch_lines(["*required by BP_XP_REQUIRE but unavailable*"])
@@ -306,6 +322,7 @@ def test_bp_xp_require_turns_the_example_suites_skips_into_failures(
 # -- the site's Griffe extension renders numpydoc's reST as Markdown ------------------------
 
 
+@pytest.mark.slow
 def test_docstring_rest_becomes_markdown() -> None:
     griffe = pytest.importorskip("griffe", reason="the docs extra is not installed")
     sys.path.insert(0, str(DOCS / "_griffe"))
@@ -359,6 +376,8 @@ def test_hook_keeps_marker_text_outside_code_blocks() -> None:
         "~~~text\n>>> # requires: jax\n~~~", "~~~text\n~~~")
 
 
+# The site's build (mkdocs build --strict) takes about ten seconds: every test that needs it is
+# slow, as is the Griffe rendering above (it loads the whole package); CI builds the site anyway.
 @pytest.fixture(scope="module")
 def built_site(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """The site built with ``mkdocs build --strict`` (docs extra needed), and its build log."""
@@ -388,6 +407,7 @@ def test_built_site_shows_no_markers(built_site: tuple[Path, str]) -> None:
     assert (site / "img" / "training-curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 def test_build_log_asks_for_no_formatter(built_site: tuple[Path, str]) -> None:
     """mkdocstrings formats signatures with Ruff (in the docs extra); none missing, no warning."""
     _, log = built_site
@@ -395,6 +415,7 @@ def test_build_log_asks_for_no_formatter(built_site: tuple[Path, str]) -> None:
     assert "WARNING" not in log
 
 
+@pytest.mark.slow
 def test_copy_button_copies_only_the_typed_code(built_site: tuple[Path, str]) -> None:
     """Headless Chromium runs docs/javascripts/pycon-copy.js on the built tutorial."""
     import shutil

@@ -31,6 +31,7 @@ from bp_xp.layers import (
     Sigmoid,
     SubLayer,
 )
+from layer_checks import REPEATING_ROWS
 
 torch = pytest.importorskip("torch", reason="torch.autograd is the reference of these tests")
 
@@ -210,6 +211,7 @@ def _torch_reference(inputs, program, upstream):
     return values[-1].detach().numpy(), [g.numpy() for g in grads]
 
 
+@REPEATING_ROWS
 @settings(max_examples=25, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.filter_too_much])

@@ -6,6 +6,7 @@ import pytest
 import bp_xp
 import reference as ref
 from bp_xp import BackendMismatchError, MultiLayerNet, TwoLayerNet
+from layer_checks import REPEATING_ROWS
 
 
 def _net_and_batch(xb, dtype, rng, n=6):
@@ -45,6 +46,7 @@ def test_accuracy_with_integer_and_one_hot_labels(xb, dtype, rng):
     xb.assert_close(net.accuracy(x, xb.asarray(ref.one_hot(ht, 3), dtype)), expected, dtype)
 
 
+@REPEATING_ROWS
 def test_backprop_matches_numerical_gradient(xb, dtype, rng):
     net, _, _, x, t = _net_and_batch(xb, dtype, rng, n=4)
     if xb.case.float64:
@@ -58,6 +60,7 @@ def test_backprop_matches_numerical_gradient(xb, dtype, rng):
         assert err < limit, f"{key}: relative error {err:.2e}"
 
 
+@REPEATING_ROWS
 def test_book_numerical_gradient_api_agrees_with_backprop(xb, rng):
     if not xb.case.float64:
         pytest.skip("float64 is not available on this device")
@@ -132,6 +135,7 @@ def test_to_moves_a_copy_and_leaves_the_original(xb, rng):
         assert net.params["W1"].dtype == np.float32
 
 
+@REPEATING_ROWS
 @pytest.mark.parametrize("activation", ["relu", "sigmoid"])
 def test_multilayer_net_gradients_with_weight_decay(xb, rng, activation):
     if not xb.case.float64:

@@ -103,7 +103,15 @@ def compute_counter():
         yield ComputeCounter()
 
 
-@pytest.mark.parametrize(("net_name", "update_name"), CASES)
+def _lane(net_name: str, update_name: str):
+    """Every net's plain updates run in the fast lane; the stateful optimizers only in the slow
+    one (each builds and runs Dask graphs for about half a second)."""
+    slow = update_name not in ("reassign", "sgd")
+    return pytest.param(net_name, update_name, id=f"{net_name}-{update_name}",
+                        marks=[pytest.mark.slow] if slow else [])
+
+
+@pytest.mark.parametrize(("net_name", "update_name"), [_lane(*case) for case in CASES])
 def test_dask_step_runs_no_compute_and_keeps_the_loss_lazy(compute_counter, rng, net_name,
                                                            update_name):
     dask = pytest.importorskip("dask")

@@ -24,6 +24,7 @@ from bp_xp.layers import (
     SubLayer,
     layer_class,
 )
+from layer_checks import REPEATING_ROWS
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -96,6 +97,9 @@ def _as_tuple(grads):
     return grads if isinstance(grads, tuple) else (grads,)
 
 
+
+
+@REPEATING_ROWS
 @pytest.mark.parametrize("name", list(NODES))
 def test_backward_matches_numerical_gradient(xb, rng, name):
     if not xb.case.float64:
@@ -112,6 +116,7 @@ def test_backward_matches_numerical_gradient(xb, rng, name):
         assert relative_error(grad, expected) < 1e-7
 
 
+@REPEATING_ROWS
 @pytest.mark.parametrize("name", list(NODES))
 def test_forward_and_backward_match_torch_autograd(xb, dtype, rng, name):
     torch = pytest.importorskip("torch")
@@ -143,6 +148,7 @@ BROADCASTS = {
 }
 
 
+@REPEATING_ROWS
 @pytest.mark.parametrize("case", list(BROADCASTS))
 @pytest.mark.parametrize("name", list(BINARY))
 def test_broadcast_and_number_operands_get_gradients_in_their_shape(xb, dtype, rng, name, case):

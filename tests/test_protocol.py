@@ -16,6 +16,7 @@ from bp_xp.checkpoint import load, save
 from bp_xp.layers import Affine, Relu, SoftmaxWithLoss
 from bp_xp.optim import SGD
 from bp_xp.train import Trainer
+from layer_checks import REPEATING_ROWS
 
 
 class Tanh(Layer):
@@ -103,6 +104,7 @@ def test_a_user_layer_computes_the_right_gradient_on_every_backend(xb, dtype, rn
         xb.assert_close(grads[key], expected[key], dtype)
 
 
+@REPEATING_ROWS
 def test_a_user_layer_passes_gradient_check(xb, rng):
     net = _net(xb.backend, "float32")
     x = xb.asarray(rng.standard_normal((3, 4)), "float32")
@@ -145,6 +147,7 @@ def test_a_user_layer_saves_loads_and_moves(xb, rng, tmp_path):
         xb.assert_close(other.predict(xb.asarray(x, "float32")), net.predict(x), "float32")
 
 
+@REPEATING_ROWS
 def test_a_user_layer_trains_with_the_trainer(xb, rng):
     # a separable problem: class = sign of the first feature (three classes by thirds)
     x = rng.standard_normal((300, 4)).astype(np.float32)

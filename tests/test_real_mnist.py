@@ -257,6 +257,9 @@ def real_mnist(tmp_path_factory: pytest.TempPathFactory) -> RealMnist:
 
 
 # -- the tests --------------------------------------------------------------------------------
+# All of them are slow: rebuilding the four files from the 70,000-digit pickle (parse, gzip -6
+# of 55 MB) takes about ten seconds. The fast lane tests the same loader on generated files
+# (tests/test_data.py).
 
 
 @pytest.mark.slow
@@ -269,6 +272,7 @@ def test_rebuilt_files_are_the_official_files(real_mnist: RealMnist) -> None:
         assert digest == MNIST_SHA256[filename], filename
 
 
+@pytest.mark.slow
 def test_the_loader_reads_the_real_files(real_mnist: RealMnist) -> None:
     checksums = None if real_mnist.exact else real_mnist.checksums
     (x, t), (xt, tt) = load_mnist(normalize=False, flatten=False, data_dir=real_mnist.root,
@@ -284,6 +288,7 @@ def test_the_loader_reads_the_real_files(real_mnist: RealMnist) -> None:
     assert np.bincount(tt).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
+@pytest.mark.slow
 def test_the_shipped_subset_is_the_first_500_of_each_digit(real_mnist: RealMnist) -> None:
     images, labels = real_mnist.train
     chosen = np.concatenate([np.flatnonzero(labels == digit)[:500] for digit in range(10)])

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from bp_xp.layers import BatchNormalization, Dropout
-from layer_checks import numeric_grad, rel_error, torch_or_skip
+from layer_checks import REPEATING_ROWS, numeric_grad, rel_error, torch_or_skip
 
 EPS = 1e-6  # the book's 10e-7
 
@@ -163,6 +163,7 @@ def test_multilayer_net_extend_layers_and_names():
     np.testing.assert_array_equal(plain.params["W2"], net.params["W2"])
 
 
+@REPEATING_ROWS
 @pytest.mark.filterwarnings("ignore:numerical_gradient. f did not change:RuntimeWarning")
 def test_multilayer_net_with_batchnorm_passes_gradient_check(xb, rng):
     import bp_xp

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._contract import Sample, floats, values
+from ..backends import DTypeError
+from ._checks import ShapeError
+from ._contract import Sample, bools, floats, values
 
 __all__ = ["SOFTMAX_WITH_LOSS", "convolution", "pooling"]
 
@@ -68,10 +70,12 @@ def convolution(stride: int = 1, pad: int = 0) -> dict[str, Any]:
         samples=[
             Sample(floats(2, 2, 5, 5)),
             Sample(floats(1, 2, 5, 5, special="inf"), smooth=False, name="inf"),
-            # No empty batch: on Dask, im2col's reshape of a zero-size batch fails inside
-            # dask.array (and array_api_extra.pad fails on a padded one); left to _im2col.
-            Sample(floats(2, 3, 5, 5), raises=ValueError, name="channels that do not fit W"),
-            Sample(floats(2, 5, 5), raises=ValueError, name="no channel axis"),
+            Sample(floats(0, 2, 5, 5), name="empty batch"),
+            Sample(floats(2, 3, 5, 5), raises=ShapeError, name="channels that do not fit W"),
+            Sample(floats(2, 5, 5), raises=ShapeError, name="no channel axis"),
+            *([Sample(floats(1, 2, 2, 2), raises=ShapeError, name="image smaller than W")]
+              if not pad else []),
+            Sample(bools(1, 2, 5, 5), raises=DTypeError, name="bool image"),
         ],
     )
 
@@ -91,9 +95,11 @@ def pooling(size: int = 2, stride: int = 2, pad: int = 0) -> dict[str, Any]:
         samples=[
             Sample(floats(2, 2, 4, 4)),
             Sample(floats(1, 1, 4, 4, special="inf"), smooth=False, name="inf"),
-            # a padded empty batch fails on Dask inside array_api_extra.pad; left to _im2col
-            *([Sample(floats(0, 2, 4, 4), name="empty batch")] if not pad else []),
-            Sample(floats(2, 4, 4), raises=ValueError, name="no channel axis"),
+            Sample(floats(0, 2, 4, 4), name="empty batch"),
+            Sample(floats(2, 4, 4), raises=ShapeError, name="no channel axis"),
+            *([Sample(floats(1, 1, 1, 1), raises=ShapeError, name="image smaller than the window")]
+              if size > 1 + 2 * pad else []),
+            Sample(bools(1, 1, 4, 4), raises=DTypeError, name="bool image"),
         ],
     )
 

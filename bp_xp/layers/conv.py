@@ -8,12 +8,22 @@ from typing import Any
 from array_api_compat import device as _device
 
 from .._checks import check_integer
-from .._im2col import col2im, crop_image, fold, im2col, output_hw, pad_image, windows
+from .._im2col import (
+    col2im,
+    crop_image,
+    fold,
+    im2col,
+    is_empty,
+    output_hw,
+    pad_image,
+    reshape,
+    windows,
+)
+from ..backends import DTypeError, namespace_of
 from ..backends import conv2d as _native_conv2d
 from ..backends import max_pool2d as _native_max_pool2d
-from ..backends import namespace_of
 from . import _references
-from ._checks import check_shape, require_forward
+from ._checks import ShapeError, check_shape, dtype_kind, require_forward
 from ._contract import contract
 from .affine import Affine
 from .base import Layer
@@ -21,6 +31,25 @@ from .base import Layer
 __all__ = ["Convolution", "Pooling"]
 
 Array = Any
+
+
+def _refuse_bool(layer: str, x: Array, xp: Any, expected: str) -> None:
+    """Bool images are refused, as by the other floating layers: the Array API defines no
+    arithmetic or ordering on bool (NumPy would quietly convolve or pool them)."""
+    if dtype_kind(xp, x.dtype) == "bool":
+        raise DTypeError(f"{layer}.forward: x is a bool array; expected a real floating array "
+                         f"({expected}) or an integer one: cast it first "
+                         "(xp.astype(x, xp.float32))")
+
+
+def _output_hw(layer: str, x: Array, filter_h: int, filter_w: int, stride: int,
+               pad: int) -> tuple[int, int]:
+    """The output's height and width; an image that is not (N, C, H, W) or is smaller than
+    the window is a :class:`ShapeError` (a ``ValueError``), the same on every backend."""
+    try:
+        return output_hw(layer, tuple(x.shape), filter_h, filter_w, stride, pad)
+    except ValueError as exc:  # _im2col (below the layers) raises plain ValueError
+        raise ShapeError(str(exc)) from None
 
 
 @contract(**_references.convolution())  # the conformance harness's samples and reference
@@ -104,14 +133,17 @@ class Convolution(Layer):
     def forward(self, x: Array) -> Array:
         W, b = self.params["W"], self.params["b"]
         xp = namespace_of(x, W, b, names=("x", "W", "b"))
+        _refuse_bool("Convolution", x, xp, f"W's {W.dtype}")
         FN, C, FH, FW = W.shape
         if x.ndim != 4 or x.shape[1] != C:
-            raise ValueError(
+            raise ShapeError(
                 f"Convolution: x must be an image batch (N, {C}, H, W) for W of shape "
                 f"{tuple(W.shape)} ({C} channels), got x of shape {tuple(x.shape)}"
             )
-        out_h, out_w = output_hw("Convolution", tuple(x.shape), FH, FW, self.stride, self.pad)
-        native = _native_conv2d(x, W, b, self.stride, self.pad)  # the backend's own kernel, if any
+        out_h, out_w = _output_hw("Convolution", x, FH, FW, self.stride, self.pad)
+        # the backend's own kernel, if any; an empty batch takes the portable path, whose
+        # zero-size arrays are made on x's device (JAX's kernel puts dW on the default one)
+        native = None if is_empty(x) else _native_conv2d(x, W, b, self.stride, self.pad)
         if native is not None:
             out, self._native_backward = native
             self.x_shape, self.out_hw, self.col, self.col_W = tuple(x.shape), (out_h, out_w), None, None
@@ -119,13 +151,13 @@ class Convolution(Layer):
         self._native_backward = None
         N = x.shape[0]
         col = im2col(x, FH, FW, self.stride, self.pad)
-        col_W = xp.reshape(W, (FN, C * FH * FW)).T
+        col_W = reshape(xp, W, (FN, C * FH * FW)).T
         out = col @ col_W + b
         self.x_shape = tuple(x.shape)
         self.out_hw = (out_h, out_w)
         self.col = col
         self.col_W = col_W
-        return xp.permute_dims(xp.reshape(out, (N, out_h, out_w, FN)), (0, 3, 1, 2))
+        return xp.permute_dims(reshape(xp, out, (N, out_h, out_w, FN)), (0, 3, 1, 2))
 
     def backward(self, dout: Array, *, need_dx: bool = True) -> Array | None:
         """Set ``grads`` (``dW``, ``db``); return ``dx`` of ``x``'s shape.
@@ -148,9 +180,9 @@ class Convolution(Layer):
         xp = namespace_of(dout, W, names=("dout", "W"))
         FN, C, FH, FW = W.shape
         check_shape("Convolution", "dout", dout, (x_shape[0], FN, *out_hw))
-        dout = xp.reshape(xp.permute_dims(dout, (0, 2, 3, 1)), (col.shape[0], FN))
+        dout = reshape(xp, xp.permute_dims(dout, (0, 2, 3, 1)), (col.shape[0], FN))
         self.grads["b"] = xp.sum(dout, axis=0)
-        self.grads["W"] = xp.reshape(dout.T @ col, (FN, C, FH, FW))
+        self.grads["W"] = reshape(xp, dout.T @ col, (FN, C, FH, FW))
         if not need_dx:
             return None
         dcol = dout @ require_forward(self, self.col_W).T
@@ -212,10 +244,11 @@ class Pooling(Layer):
 
     def forward(self, x: Array) -> Array:
         xp = namespace_of(x)
+        _refuse_bool("Pooling", x, xp, "the network's float32 or float64")
         shape = tuple(x.shape)
-        out_h, out_w = output_hw("Pooling", shape, self.pool_h, self.pool_w, self.stride,
-                                  self.pad)
-        native = _native_max_pool2d(x, self.pool_h, self.pool_w, self.stride, self.pad)
+        out_h, out_w = _output_hw("Pooling", x, self.pool_h, self.pool_w, self.stride, self.pad)
+        native = None if is_empty(x) else _native_max_pool2d(x, self.pool_h, self.pool_w,
+                                                             self.stride, self.pad)
         if native is not None:  # the backend's own kernel
             out, self._native_backward = native
             self.x_shape, self.arg_max, self._native_out = shape, None, out
