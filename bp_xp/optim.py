@@ -59,6 +59,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 from ._checks import check_like, same_kind
+from ._holders import HeldParameterError, refuse_unseen_replacement
 from ._inplace import copy_into, mutable
 from .backends import backend_of, namespace_of, resolve_backend, subtract_scaled
 from .params import Params
@@ -69,6 +70,7 @@ __all__ = [
     "SGD",
     "AdaGrad",
     "Adam",
+    "HeldParameterError",
     "Momentum",
     "Nesterov",
     "Optimizer",
@@ -182,6 +184,7 @@ class Optimizer:
         """
         self._check(params, grads)
         current = {key: params[key] for key in params}
+        refuse_unseen_replacement(self, params, current)
         numbers_ = [key for key, value in current.items() if _is_number(value)]
         if numbers_:  # Python-number parameters: the rule runs on Python floats
             current.update((key, float(current[key])) for key in numbers_)
