@@ -89,17 +89,23 @@ def refuse_unseen_replacement(optimizer: Any, params: Any, current: dict[str, An
     the old ones: a torch result's autograd graph does). ``params`` is the caller's mapping
     and ``current`` the optimizer's own snapshot of it (``{key: params[key]}``; no other
     reference to its values may be alive in the optimizer); on refusal it is emptied (see
-    below). Entries that are Python numbers, or arrays the backend writes in place,
-    are not concerned: numbers have no identity a holder could rely on (the book's
-    ``optimizer_compare_naive.py`` reads them back from the dict), and arrays written in
-    place are seen by every holder.
+    below). Entries that are Python numbers, arrays the backend writes in place, or traced
+    values (``jax.jit``) are not concerned: numbers have no identity a holder could rely on
+    (the book's ``optimizer_compare_naive.py`` reads them back from the dict), arrays
+    written in place are seen by every holder, and a tracer is held by the tracing itself.
     """
     if not isinstance(params, dict) or not hasattr(sys, "getrefcount"):
         return
     base = _baseline()
     for key in current:
         value = current[key]
-        if isinstance(value, numbers.Number) or mutable(value):
+        if isinstance(value, numbers.Number):
+            continue
+        spec = spec_of(value)
+        # Not a backend's array; written in place (every holder sees the step); or a traced
+        # value (jax.jit), which the tracing machinery itself holds and whose step is
+        # functional by nature.
+        if spec is None or mutable(value) or spec.is_tracer(value):
             continue
         if dict.get(params, key) is not value:  # a dict subclass that computes its values
             continue

@@ -15,7 +15,9 @@ book's update rules, with three changes that make it portable:
     the same arrays as its ``params`` dict trains;
   - every other entry (JAX, Dask, array-api-strict arrays, read-only NumPy arrays,
     Python numbers) is replaced in the dict. A mapping that cannot be assigned to is
-    refused before anything changes (the caller could not see the step);
+    refused before anything changes (the caller could not see the step), and so is an
+    array of a plain dict that is also held elsewhere, e.g. by a book-style layer
+    (:class:`HeldParameterError`, see :mod:`bp_xp._holders`);
 
 * everything is validated *before* anything changes: a missing gradient, a wrong shape,
   dtype or device raises an error naming the key and leaves parameters and state as

@@ -188,6 +188,9 @@ def test_a_step_traces_under_jax_jit_in_float32(name):
         resumed.load_state_dict({"type": name, "hyperparameters": resumed.hyperparameters,
                                  "step": 3, "state": state})
         params = {"W": param}
+        # The dict is the parameter's one holder: called eagerly, a variable still holding
+        # the array the step replaces is refused (HeldParameterError; docs/porting.md).
+        del param
         resumed.update(params, {"W": grad})
         return params["W"], resumed.state_dict()["state"]
 
@@ -196,7 +199,7 @@ def test_a_step_traces_under_jax_jit_in_float32(name):
     program = str(jax.make_jaxpr(step)(param, grad, state))
     assert "f32[2,3]" in program and "f64" not in program, program
     new_param, new_state = jax.jit(step)(param, grad, state)
-    eager_param, eager_state = step(param, grad, state)
+    eager_param, eager_state = step(jnp.array(param), grad, state)  # a copy nobody else holds
     np.testing.assert_allclose(np.asarray(new_param), np.asarray(eager_param), rtol=1e-6)
     assert new_param.dtype == jnp.float32
     for slot, arrays in new_state.items():
@@ -325,7 +328,9 @@ def test_state_dict_round_trip_resumes_bit_exactly(xb, dtype, rng, name):
     resumed = get_optimizer(name)
     resumed.load_state_dict(saved)
     assert resumed.hyperparameters == optimizer.hyperparameters
-    second = dict(first)
+    # Copies: with the same arrays in both dicts, a step written in place into `first` would
+    # also be `second`'s (and a second holder of an immutable array is refused).
+    second = {k: xb.asarray(xb.to_numpy(v), dtype) for k, v in first.items()}
     optimizer.update(first, grads[2])
     resumed.update(second, grads[2])
     for key in first:
