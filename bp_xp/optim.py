@@ -15,7 +15,9 @@ book's update rules, with three changes that make it portable:
     the same arrays as its ``params`` dict trains;
   - every other entry (JAX, Dask, array-api-strict arrays, read-only NumPy arrays,
     Python numbers) is replaced in the dict. A mapping that cannot be assigned to is
-    refused before anything changes (the caller could not see the step);
+    refused before anything changes (the caller could not see the step), and so is an
+    array of a plain dict that is also held elsewhere, e.g. by a book-style layer
+    (:class:`HeldParameterError`, see :mod:`bp_xp._holders`);
 
 * everything is validated *before* anything changes: a missing gradient, a wrong shape,
   dtype or device raises an error naming the key and leaves parameters and state as
@@ -59,6 +61,7 @@ from types import MappingProxyType
 from typing import Any, ClassVar
 
 from ._checks import check_like, same_kind
+from ._holders import HeldParameterError, refuse_unseen_replacement
 from ._inplace import copy_into, mutable
 from .backends import backend_of, namespace_of, resolve_backend, subtract_scaled
 from .params import Params
@@ -69,6 +72,7 @@ __all__ = [
     "SGD",
     "AdaGrad",
     "Adam",
+    "HeldParameterError",
     "Momentum",
     "Nesterov",
     "Optimizer",
@@ -210,6 +214,7 @@ class Optimizer:
         """
         self._check(params, grads)
         current = {key: params[key] for key in params}
+        refuse_unseen_replacement(self, params, current)
         numbers_ = [key for key, value in current.items() if _is_number(value)]
         if numbers_:  # Python-number parameters: the rule runs on Python floats
             current.update((key, float(current[key])) for key in numbers_)

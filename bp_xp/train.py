@@ -13,6 +13,7 @@ accuracies are stacked and copied in one transfer.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import statistics
@@ -70,7 +71,9 @@ class BookNetwork:
                             f"of arrays, got {type(params).__name__}")
         first = next(iter(params.values()))
         self.network = network
-        self.backend: Backend = backend_of(first)
+        # The backend and device of the parameters; on Dask, not the first parameter's own
+        # chunks (they are its shape's, and would not fit the data the Trainer places).
+        self.backend: Backend = dataclasses.replace(backend_of(first), chunks="auto")
         self.dtype = first.dtype
 
     @property
@@ -281,11 +284,12 @@ class Trainer:
         self._batch_in_epoch = 0
         self._pending_losses: list[Array] = []
         self._last_eval_time = time.perf_counter()
+        self._last_eval_cpu = time.process_time()
         self._last_eval_iter = 0
         self.iteration = 0
         self.history: History = {
             "loss": [], "iteration": [], "epoch": [], "train_loss": [],
-            "train_acc": [], "test_acc": [], "time": [],
+            "train_acc": [], "test_acc": [], "time": [], "cpu_time": [],
         }
 
     # The book's common/trainer.py lists, read from the history.
@@ -385,7 +389,7 @@ class Trainer:
                 "in [0, 1]?) and start again from a checkpoint or a new network"
             )
         self._settle_lazy_state()
-        now = time.perf_counter()
+        now, cpu_now = time.perf_counter(), time.process_time()
         record = {
             "iteration": self.iteration,
             "epoch": self.epoch,
@@ -393,8 +397,9 @@ class Trainer:
             "train_acc": float(host[-2]),
             "test_acc": float(host[-1]),
             "time": now - self._last_eval_time,
+            "cpu_time": cpu_now - self._last_eval_cpu,
         }
-        self._last_eval_time = now
+        self._last_eval_time, self._last_eval_cpu = now, cpu_now
         self._last_eval_iter = self.iteration
         self.history["loss"].extend(losses)
         for key, value in record.items():
@@ -432,11 +437,12 @@ class Trainer:
         dict of lists
             ``loss`` (one float per step), and per evaluation ``iteration``, ``epoch``,
             ``train_loss`` (mean step loss since the previous evaluation), ``train_acc``,
-            ``test_acc`` and ``time`` (seconds since the previous evaluation, including
-            it). All plain Python numbers.
+            ``test_acc``, ``time`` (wall seconds since the previous evaluation, including
+            it) and ``cpu_time`` (this process's CPU seconds over the same span, all threads:
+            on a shared machine the honest measure of work). All plain Python numbers.
         """
         show = _isatty(sys.stderr) if self.progress is None else self.progress
-        self._last_eval_time = time.perf_counter()
+        self._last_eval_time, self._last_eval_cpu = time.perf_counter(), time.process_time()
         end = self.iteration + self.max_iter
         with _progress_bar(show, self.max_iter) as bar:
             while self.iteration < end:
@@ -560,7 +566,7 @@ def _format_record(record: Mapping[str, Any]) -> str:
     shown = f"{epoch:6.0f}" if float(epoch).is_integer() else f"{epoch:6.2f}"
     return (f"epoch {shown} | train acc {record['train_acc']:.4f} | "
             f"test acc {record['test_acc']:.4f} | loss {record['train_loss']:.4f} | "
-            f"{record['time']:.2f} s")
+            f"{record['time']:.2f} s ({record['cpu_time']:.2f} s CPU)")
 
 
 def _checked_host_data(part: str, network: Sequential, x: Any,

@@ -10,8 +10,11 @@ References are independent: float64 NumPy written here from the book's formulas,
 
 import math
 import signal
+import sys
 import types
+import weakref
 from collections import OrderedDict
+from collections.abc import MutableMapping
 
 import numpy as np
 import pytest
@@ -19,7 +22,7 @@ import pytest
 import bp_xp
 from bp_xp import numerical_gradient
 from bp_xp.layers import Affine, Convolution, Pooling, Relu, SoftmaxWithLoss
-from bp_xp.optim import get_optimizer
+from bp_xp.optim import HeldParameterError, get_optimizer
 from bp_xp.train import Trainer
 from layer_checks import torch_or_skip
 
@@ -141,23 +144,35 @@ def test_a_book_shaped_network_trains_like_the_book(xb, dtype, rng, name):
     net = BookTwoLayerNet(params)
     x, t = xb.asarray(hx, dtype), xb.asarray(ht, "int64")
     optimizer = get_optimizer(name, **SETTINGS[name])
+    if not _mutable_case(xb):
+        # Arrays that cannot be written in place (JAX, Dask, strict, read-only NumPy): the
+        # step could only replace the dict's entries, which the book's layers would never
+        # see. It is refused, naming the key, the holder and the ways out; nothing changes.
+        message = (r"(SGD|Momentum|Nesterov|AdaGrad|RMSprop|Adam)\.update: params\['W1'\] is "
+                   r"a \w+ array, which this backend cannot write in place, and 1 more "
+                   r"reference\(s\) to it exist outside the params dict \(held as "
+                   r"BookTwoLayerNet.layers\['Affine1'\].params\['W'\]\). The step"
+                   r".*would silently not learn. Nothing was changed. Ways out: train a bp_xp "
+                   r"network")
+        with pytest.raises(HeldParameterError, match=message):
+            optimizer.update(net.params, net.gradient(x, t))
+        assert net.layers["Affine1"].W is net.params["W1"]
+        assert net.layers["Affine2"].b is net.params["b2"]
+        for key in host:
+            np.testing.assert_array_equal(xb.to_numpy(net.params[key]), host[key].astype(dtype))
+        assert optimizer.step_count == 0 and optimizer.state_dict()["state"] == {
+            slot: {} for slot in optimizer.slots}
+        return
     reference, book = {k: v.copy() for k, v in host.items()}, BookRule(name, **SETTINGS[name])
-    # Immutable arrays: the dict takes the first step, but the book's layers keep the
-    # arrays they were built with, so later gradients would be those of the first point.
-    for _ in range(5 if _mutable_case(xb) else 1):
+    for _ in range(5):
         optimizer.update(net.params, net.gradient(x, t))
         book.update(reference, host_grads(reference, hx, ht))
         for key in reference:  # step for step, the book's rule
             xb.assert_close(net.params[key], reference[key], dtype)
     layers = {"W1": net.layers["Affine1"].W, "b1": net.layers["Affine1"].b,
               "W2": net.layers["Affine2"].W, "b2": net.layers["Affine2"].b}
-    if _mutable_case(xb):  # the layers hold the very arrays that were stepped
-        assert all(layers[k] is net.params[k] for k in layers)
-        xb.assert_close(net.predict(x), _host_predict(reference, hx), dtype)
-    else:  # immutable arrays: the dict has the new values, the book's aliases cannot
-        assert all(layers[k] is not net.params[k] for k in layers)
-        for key in host:
-            np.testing.assert_array_equal(xb.to_numpy(layers[key]), host[key].astype(dtype))
+    assert all(layers[k] is net.params[k] for k in layers)  # the very arrays were stepped
+    xb.assert_close(net.predict(x), _host_predict(reference, hx), dtype)
 
 
 def _host_predict(p, x):
@@ -207,11 +222,13 @@ def _read_only(a):
 
 def test_a_mapping_that_refuses_one_key_leaves_every_parameter_as_it_was():
     params = RefusesB(W=_read_only([1.0, 2.0]), b=_read_only([3.0]))
-    before = dict(params)
+    # ids, not the arrays: a second holder of an array that can only be replaced is refused
+    # before the commit (the held-parameter tests below); the arrays stay alive in params throughout
+    before = {key: id(value) for key, value in params.items()}
     optimizer = get_optimizer("momentum", lr=0.1)
     with pytest.raises(RuntimeError, match="b is locked"):
         optimizer.update(params, {"W": np.ones(2), "b": np.ones(1)})
-    assert all(params[k] is before[k] for k in before)  # W was put back
+    assert all(id(params[k]) == before[k] for k in before)  # W was put back
     assert optimizer.step_count == 0 and optimizer.state_dict()["state"]["v"] == {}
 
 
@@ -243,6 +260,142 @@ def test_ctrl_c_during_the_commit_arrives_after_the_whole_step():
         assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+# --------------------------------------------------------------------------------------
+# A step the holders of a parameter could not see is refused (bp_xp/_holders.py)
+# --------------------------------------------------------------------------------------
+
+
+def _stepped(xb, rng):
+    host = {"W": rng.standard_normal((2, 3)), "b": rng.standard_normal(3)}
+    params = {k: xb.asarray(v, "float32") for k, v in host.items()}
+    grads = {k: xb.asarray(np.ones_like(v), "float32") for k, v in host.items()}
+    return host, params, grads
+
+
+def test_a_variable_holding_a_parameter_that_can_only_be_replaced_is_refused(xb, rng):
+    host, params, grads = _stepped(xb, rng)
+    old = params["b"]
+    optimizer = get_optimizer("momentum", lr=0.5)
+    if _mutable_case(xb):  # written in place: the holder sees the step, as in the book
+        optimizer.update(params, grads)
+        assert params["b"] is old
+        xb.assert_close(old, host["b"] - 0.5, "float32")
+        return
+    with pytest.raises(HeldParameterError, match=r"params\['b'\] is a \w+ array, which this "
+                       r"backend cannot write in place, and 1 more reference\(s\) to it exist "
+                       r"outside the params dict \(e.g. a variable"):
+        optimizer.update(params, grads)
+    assert params["b"] is old and optimizer.step_count == 0  # nothing changed (W neither)
+    np.testing.assert_array_equal(xb.to_numpy(params["W"]), host["W"].astype("float32"))
+    # The ways out the message gives for a holder kept on purpose: a copy, or no holder.
+    copy = xb.xp.asarray(old, copy=True)
+    del old
+    optimizer.update(params, grads)
+    xb.assert_close(params["b"], host["b"] - 0.5, "float32")
+    np.testing.assert_array_equal(xb.to_numpy(copy), host["b"].astype("float32"))
+    assert optimizer.step_count == 1
+
+
+def test_what_is_not_a_holder(xb, rng, monkeypatch):
+    host, params, grads = _stepped(xb, rng)
+    optimizer = get_optimizer("sgd", lr=0.5)
+    try:  # a weak reference does not keep the old array alive: it hides no step
+        ref = weakref.ref(params["W"])
+    except TypeError:
+        ref = None
+    optimizer.update(params, grads)  # the optimizer's own snapshot is not a holder either
+    xb.assert_close(params["W"], host["W"] - 0.5, "float32")
+    assert ref is None or ref() is None or ref() is params["W"]
+    # A mapping other than a dict: how many references it holds is unknown, not checked.
+    held = params["W"]
+    optimizer.update(OtherMapping(params), grads)
+    # Without sys.getrefcount (PyPy) nothing is checked.
+    monkeypatch.delattr(sys, "getrefcount")
+    optimizer.update(params, grads)
+    assert held is params["W"] or not _mutable_case(xb)
+    xb.assert_close(params["W"], host["W"] - 1.5, "float32")
+
+
+class OtherMapping(MutableMapping):
+    """A MutableMapping that is not a dict, over a dict."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getitem__(self, key):
+        return self.inner[key]
+
+    def __setitem__(self, key, value):
+        self.inner[key] = value
+
+    def __delitem__(self, key):
+        del self.inner[key]
+
+    def __iter__(self):
+        return iter(self.inner)
+
+    def __len__(self):
+        return len(self.inner)
+
+
+def test_the_reference_count_baseline_is_measured_not_assumed():
+    from bp_xp import _holders
+
+    probe = object()
+    first, second = {"k": probe}, {"k": probe}
+    # CPython counts every strong reference, the argument's own included: the two dicts,
+    # this frame's `probe` and getrefcount's argument.
+    assert sys.getrefcount(probe) == 4
+    del probe
+    assert _holders._references(second, "k") == _holders._baseline()
+    assert first["k"] is second["k"]
+
+
+def test_book_numbers_held_elsewhere_are_not_holders():
+    # optimizer_compare_naive.py keeps floats and reads them back from the dict; a float
+    # has no identity anything could rely on, and the step is always seen through the dict
+    params = {"x": -7.0, "y": 2.0}
+    x_before = params["x"]
+    for _ in range(3):
+        get_optimizer("adam", lr=0.3).update(params, {"x": params["x"] / 10.0,
+                                                      "y": 2.0 * params["y"]})
+    assert x_before == -7.0 and params["x"] > x_before
+
+
+def test_the_trainer_refuses_a_book_network_that_could_not_learn(xb, rng):
+    host, hx, ht = _problem(rng, "float32")
+    # Dask: the backend's own chunks (the matrix's uneven ones do not meet the Trainer's x)
+    place = xb.backend.asarray if xb.case.family == "dask" else xb.asarray
+    net = BookTwoLayerNet({k: place(v, "float32") for k, v in host.items()})
+    x, t = hx.astype(np.float32), ht
+    trainer = Trainer(net, x, t, x, t, epochs=2, mini_batch_size=4, optimizer="SGD",
+                      optimizer_param={"lr": 0.1}, verbose=False, progress=False, seed=0)
+    if _mutable_case(xb):
+        trainer.train()  # the book's layers hold the stepped arrays
+        assert net.layers["Affine1"].W is net.params["W1"]
+        assert not np.array_equal(xb.to_numpy(net.params["W1"]), host["W1"].astype("float32"))
+        return
+    with pytest.raises(HeldParameterError, match=r"held as BookTwoLayerNet.layers\['Affine1'\]"):
+        trainer.train()
+    assert trainer.iteration == 0 and trainer.optimizer.step_count == 0
+    np.testing.assert_array_equal(xb.to_numpy(net.params["W1"]), host["W1"].astype("float32"))
+
+
+def test_bp_xp_networks_train_on_every_backend(xb, rng):
+    # Their params own the layers' arrays (Params): replaced through the owner, never refused.
+    x = rng.standard_normal((40, 4)).astype(np.float32)
+    t = (x[:, 0] > 0).astype(np.int64)
+    net = bp_xp.TwoLayerNet(4, 6, 2, weight_init_std=0.5, backend=xb.backend, seed=0)
+    W1 = xb.to_numpy(net.params["W1"]).copy()
+    trainer = Trainer(net, x, t, x, t, epochs=2, batch_size=10, optimizer="adam",
+                      optimizer_params={"lr": 0.05}, progress=False, seed=0)
+    trainer.train()
+    step = bp_xp.compile_step(net, get_optimizer("sgd", lr=0.1))
+    step(xb.asarray(x[:10], "float32"), xb.asarray(t[:10], "int64"))
+    assert not np.array_equal(xb.to_numpy(net.params["W1"]), W1)
+    assert trainer.optimizer.step_count == 8
 
 
 def test_a_read_only_mapping_works_in_place_or_is_refused(xb, rng):
