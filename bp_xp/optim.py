@@ -209,6 +209,10 @@ class Optimizer:
         BackendMismatchError
             When a gradient or a state array is on another backend or device; move the
             optimizer with :meth:`to` after moving the network.
+        HeldParameterError
+            When ``params`` is a plain dict whose array can only be replaced (JAX, Dask,
+            array-api-strict) and something else holds that array (a book-style layer),
+            which would never see the step (see :mod:`bp_xp._holders`).
 
         Nothing is changed when an error is raised.
         """
