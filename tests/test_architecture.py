@@ -30,7 +30,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "bp_xp"
 LEVELS = {
     "backends": 0, "_atomic": 0, "_book_pickle": 0, "_inplace": 0,
     "debug": 1, "functions": 1, "_im2col": 1, "graph": 1, "gradient": 1, "params": 1,
-    "_checks": 1,
+    "_checks": 1, "_holders": 1,
     "layers": 2,
     "sequential": 3, "optim": 3,
     "nets": 4, "convnet": 4, "compile": 4,
