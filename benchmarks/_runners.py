@@ -100,8 +100,10 @@ class BpXpRunner:
         self.reset()
 
     def reset(self) -> None:
+        # The problem's weights, laid out as bp_xp lays out the weights it creates
+        # (column-major on PyTorch, as torch.nn.Linear; unchanged elsewhere).
         for key, value in self.problem.params.items():
-            self.net.params[key] = self.backend.asarray(value)
+            self.net.params[key] = bp_xp.backends.matmul_layout(self.backend.asarray(value))
         self._sync(list(self.net.params.values()))
 
     def step(self) -> None:

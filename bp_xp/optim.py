@@ -63,7 +63,7 @@ from typing import Any, ClassVar
 from ._checks import check_like, same_kind
 from ._holders import HeldParameterError, refuse_unseen_replacement
 from ._inplace import copy_into, mutable
-from .backends import backend_of, namespace_of, resolve_backend, subtract_scaled
+from .backends import BackendMismatchError, backend_of, namespace_of, resolve_backend, subtract_scaled
 from .params import Params
 
 __all__ = [
@@ -216,8 +216,8 @@ class Optimizer:
 
         Nothing is changed when an error is raised.
         """
-        self._check(params, grads)
-        current = {key: params[key] for key in params}
+        current = {key: params[key] for key in params}  # one read per entry, checked below
+        self._check(current, grads)
         refuse_unseen_replacement(self, params, current)
         numbers_ = [key for key, value in current.items() if _is_number(value)]
         if numbers_:  # Python-number parameters: the rule runs on Python floats
@@ -353,13 +353,10 @@ class Optimizer:
             if _is_number(param):
                 self._check_number(key, grad)
                 continue
-            self._check_like(param, grad, f"params[{key!r}]", f"grads[{key!r}]")
+            self._check_like(param, grad, key, None)
             for slot in self.slots:
                 if key in self._state[slot]:
-                    self._check_like(param, self._state[slot][key], f"params[{key!r}]",
-                                     f"the optimizer's {slot!r} state of {key!r}",
-                                     hint=" (after net.to(...), move the optimizer too: "
-                                          "optimizer = optimizer.to(...))")
+                    self._check_like(param, self._state[slot][key], key, slot)
 
     def _check_number(self, key: str, grad: Any) -> None:
         """A Python-number parameter takes a number gradient, and number state."""
@@ -374,13 +371,27 @@ class Optimizer:
                                 f"{slot!r} state of {key!r} is a {type(held).__name__}; was "
                                 "this optimizer used for another network?")
 
-    def _check_like(self, param: Array, other: Array, param_name: str, other_name: str,
-                    hint: str = "") -> None:
-        # The hot path of every update: an array of the parameter's own type, shape and
-        # dtype on its device passes without building check_like's messages (a few us each).
+    def _check_like(self, param: Array, other: Array, key: str, slot: str | None) -> None:
+        """``other`` (the gradient, or state ``slot``) must fit ``params[key]``.
+
+        The hot path of every update: an array of the parameter's own type, shape and dtype
+        on its device passes without building any message (names are formatted only for an
+        error: a few us per parameter otherwise).
+        """
         if same_kind(param, other):
-            namespace_of(param, other, names=(param_name, other_name))  # the device check
-            return
+            try:
+                namespace_of(param, other)  # the device check
+                return
+            except BackendMismatchError:
+                pass  # said again below, with the names
+        param_name = f"params[{key!r}]"
+        if slot is None:
+            other_name, hint = f"grads[{key!r}]", ""
+        else:
+            other_name = f"the optimizer's {slot!r} state of {key!r}"
+            hint = " (after net.to(...), move the optimizer too: optimizer = optimizer.to(...))"
+        if same_kind(param, other):
+            namespace_of(param, other, names=(param_name, other_name))
         check_like(param, other, where=f"{type(self).__name__}.update", ref_name=param_name,
                    value_name=other_name, hint=hint)
 
