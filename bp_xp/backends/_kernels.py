@@ -47,6 +47,13 @@ def fast_kernel(name: str, x: Any) -> Any:
     return fast
 
 
+def _run_fast(name: str, key: Any, *args: Any) -> Any:
+    """The result of ``key``'s backend kernel ``name`` on ``args``, or ``None`` where the
+    backend has none or its kernel declines (the caller then takes the portable path)."""
+    fast = fast_kernel(name, key)
+    return None if fast is None else fast(*args)
+
+
 def subtract_scaled(a: Any, b: Any, scale: float) -> Any:
     """``a - scale * b`` as a new array: the SGD update.
 
@@ -59,12 +66,8 @@ def subtract_scaled(a: Any, b: Any, scale: float) -> Any:
     >>> subtract_scaled(np.array([1.0, 2.0]), np.array([2.0, 2.0]), 0.5)
     array([0., 1.])
     """
-    fast = fast_kernel("subtract_scaled", a)
-    if fast is not None:
-        out = fast(a, b, scale)
-        if out is not None:
-            return out
-    return a - scale * b
+    out = _run_fast("subtract_scaled", a, a, b, scale)
+    return a - scale * b if out is None else out
 
 
 def zero_where(mask: Any, x: Any, xp: ModuleType | None = None) -> Any:
@@ -115,12 +118,8 @@ def matmul_layout(W: Any) -> Any:
     >>> matmul_layout(W) is W
     True
     """
-    fast = fast_kernel("matmul_layout", W)
-    if fast is not None:
-        out = fast(W)
-        if out is not None:
-            return out
-    return W
+    out = _run_fast("matmul_layout", W, W)
+    return W if out is None else out
 
 
 def weight_gradient(x: Any, dout: Any, W: Any) -> Any:
@@ -134,12 +133,8 @@ def weight_gradient(x: Any, dout: Any, W: Any) -> Any:
            [4., 4.],
            [4., 4.]])
     """
-    fast = fast_kernel("weight_gradient", W)
-    if fast is not None:
-        out = fast(x, dout, W)
-        if out is not None:
-            return out
-    return x.T @ dout
+    out = _run_fast("weight_gradient", W, x, dout, W)
+    return x.T @ dout if out is None else out
 
 
 def column_major(x: Any) -> Any:
@@ -155,12 +150,8 @@ def column_major(x: Any) -> Any:
     >>> column_major(np.ones((2, 3))).flags.f_contiguous
     True
     """
-    fast = fast_kernel("column_major", x)
-    if fast is not None:
-        out = fast(x)
-        if out is not None:
-            return out
-    return x
+    out = _run_fast("column_major", x, x)
+    return x if out is None else out
 
 
 def relu(x: Any, xp: ModuleType) -> tuple[Any, Any, Any]:
@@ -179,11 +170,9 @@ def relu(x: Any, xp: ModuleType) -> tuple[Any, Any, Any]:
     >>> out, mask, kept
     (array([0., 2.]), array([ True, False]), None)
     """
-    fast = fast_kernel("relu", x)
-    if fast is not None:
-        out = fast(x)
-        if out is not None:
-            return out, None, out
+    out = _run_fast("relu", x, x)
+    if out is not None:
+        return out, None, out
     mask = x <= 0
     return zero_where(mask, x, xp), mask, None
 
@@ -198,10 +187,8 @@ def relu_backward(dout: Any, mask: Any, out: Any, xp: ModuleType) -> Any:
     array([0., 5.])
     """
     if mask is None:
-        fast = fast_kernel("relu_backward", out)
-        if fast is not None:
-            grad = fast(dout, out)
-            if grad is not None:
-                return grad
+        grad = _run_fast("relu_backward", out, dout, out)
+        if grad is not None:
+            return grad
         mask = out <= 0
     return zero_where(mask, dout, xp)
