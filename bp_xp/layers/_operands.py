@@ -38,7 +38,7 @@ from typing import Any
 
 import array_api_compat
 
-from ..backends import namespace_of
+from ..backends import DTypeError, namespace_of
 from ._checks import SCALARS, ShapeError, check_shape, dtype_kind
 
 Array = Any
@@ -83,7 +83,8 @@ def operands(layer: str, values: tuple[Any, ...], names: tuple[str, ...], *,
 
     ``floating=True`` for a node whose math is floating (integer arrays become the default
     float dtype). Python numbers are returned as they are. Raises before any compute:
-    ``TypeError`` for something that is no number nor array, or a bool array;
+    ``TypeError`` for something that is no number nor array, :class:`bp_xp.DTypeError` (a
+    ``TypeError``) for a bool array;
     :class:`bp_xp.BackendMismatchError` for mixed backends or devices;
     :class:`~bp_xp.layers.ShapeError` for shapes that do not broadcast.
     """
@@ -95,8 +96,9 @@ def operands(layer: str, values: tuple[Any, ...], names: tuple[str, ...], *,
     for name, value in arrays:
         kind = dtype_kind(xp, value.dtype)
         if kind == "bool":
-            raise TypeError(f"{layer}: {name} is a bool array; the Array API defines no arithmetic "
-                            "on bool arrays: cast it first (xp.astype(x, xp.float32))")
+            raise DTypeError(f"{layer}: {name} is a bool array; expected a real (integer or "
+                             "floating) array: the Array API defines no arithmetic on bool "
+                             "arrays, cast it first (xp.astype(x, xp.float32))")
         if kind == "float":
             float_dtypes.append(value.dtype)
     if broadcast and len(arrays) > 1:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..backends import namespace_of, relu, relu_backward
+from ..backends import DTypeError, namespace_of, relu, relu_backward
 from ..functions import sigmoid
 from ..graph import recordable
 from ._checks import SCALARS, check_shape, dtype_kind, require_forward
@@ -29,7 +29,7 @@ def _activation_samples(edge: list[float]) -> list[Sample]:
         Sample(values([-2, 3, 1, -1], "int"), name="int array"),
         Sample(values(edge), smooth=False, name="edges"),
         Sample(floats(0, 3), name="empty batch"),
-        Sample(bools(3), raises=TypeError, name="bool array"),
+        Sample(bools(3), raises=DTypeError, name="bool array"),
     ]
 
 
@@ -149,8 +149,9 @@ class Sigmoid(Layer):
 
 def _refuse_bool(layer: str, x: Array, xp: Any) -> None:
     if dtype_kind(xp, x.dtype) == "bool":
-        raise TypeError(f"{layer}.forward: x is a bool array; the Array API defines no "
-                        "arithmetic on bool arrays: cast it first (xp.astype(x, xp.float32))")
+        raise DTypeError(f"{layer}.forward: x is a bool array; expected a real (integer or "
+                         "floating) array: the Array API defines no arithmetic on bool arrays, "
+                         "cast it first (xp.astype(x, xp.float32))")
 
 
 def _sigmoid_of_number(x: Any) -> float:

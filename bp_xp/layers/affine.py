@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ..backends import namespace_of, weight_gradient
+from ..backends import DTypeError, namespace_of, weight_gradient
 from ._checks import ShapeError, check_shape, require_forward
 from ._contract import Sample, bools, contract, floats, ints
 from .base import Layer
@@ -29,7 +29,7 @@ def _affine_reference(np: Any, x: Any, W: Any, b: Any) -> Any:
               Sample(floats(0, 3), name="empty batch"),
               Sample(floats(4, 5), raises=ShapeError, name="features that do not fit W"),
               Sample(floats(3), raises=ShapeError, name="no batch axis"),
-              Sample(bools(4, 3), raises=TypeError, name="bool batch"),
+              Sample(bools(4, 3), raises=DTypeError, name="bool batch"),
           ])
 class Affine(Layer):
     """Fully connected layer ``out = x @ W + b``.
@@ -125,7 +125,8 @@ class Affine(Layer):
             )
         if x.dtype != W.dtype and not xp.isdtype(x.dtype, "real floating"):
             if xp.isdtype(x.dtype, "bool"):
-                raise TypeError("Affine.forward: x is a bool array; cast it to W's dtype first")
+                raise DTypeError(f"Affine.forward: x is a bool array; expected a real "
+                                 f"array (W is {W.dtype}): cast it to W's dtype first")
             x = xp.astype(x, W.dtype)  # an integer batch meets float weights: W's dtype
         shape = tuple(x.shape)
         if x.ndim != 2:

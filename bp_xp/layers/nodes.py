@@ -18,7 +18,7 @@ from typing import Any
 
 import array_api_compat
 
-from ..backends import zero_where
+from ..backends import DTypeError, zero_where
 from ..graph import recordable
 from ._checks import SCALARS, ShapeError, require_forward
 from ._contract import Sample, bools, contract, floats, values
@@ -53,7 +53,7 @@ def _node_samples(y_away: float = 0.0) -> list[Sample]:
         Sample(floats(3, special="inf"), floats(3, away=y_away), smooth=False, name="inf"),
         Sample(floats(0, 3), floats(0, 3, away=y_away), name="empty batch"),
         Sample(floats(3), floats(2), raises=ShapeError, name="shapes that do not broadcast"),
-        Sample(bools(3), floats(3), raises=TypeError, name="bool array"),
+        Sample(bools(3), floats(3), raises=DTypeError, name="bool array"),
     ]
 
 
@@ -273,7 +273,7 @@ def _arrays(x: Any, y: Any, xp: ModuleType) -> tuple[Any, Any]:
     Sample(floats(3, 4), floats(3, 2), raises=ShapeError, name="inner sizes differ"),
     Sample(floats(2, 3, 4), floats(3, 4, 2), raises=ShapeError, name="batch axes differ"),
     Sample(floats(3), floats(3), raises=ShapeError, name="vectors"),
-    Sample(bools(3, 4), floats(4, 2), raises=TypeError, name="bool array")],
+    Sample(bools(3, 4), floats(4, 2), raises=DTypeError, name="bool array")],
     torch_reference=lambda torch, W, X: W @ X, grads_for=(0, 1))
 @recordable("@")
 class MatMulLayer(_TwoInputs):

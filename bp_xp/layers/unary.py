@@ -11,6 +11,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+from ..backends import DTypeError
 from ..graph import recordable
 from ._checks import require_forward
 from ._contract import Sample, bools, contract, floats, values
@@ -64,7 +65,7 @@ def _unary_samples(x: Any, *, ints: Any, number: float, edge: Any, edge_number: 
         Sample(values(edge), smooth=False, name="edges"),
         Sample(edge_number, raises=edge_error, name="Python number at an edge"),
         Sample(floats(0, 3), name="empty batch"),
-        Sample(bools(3), raises=TypeError, name="bool array"),
+        Sample(bools(3), raises=DTypeError, name="bool array"),
     ]
 
 
