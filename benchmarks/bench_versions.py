@@ -60,14 +60,10 @@ def _rows(pkg: Any, label: str, backend: str, x: Any, t: Any) -> dict[str, Calla
 
     rows[f"{label} eager"] = eager
     if backend.startswith("jax"):
-        net = pkg.TwoLayerNet(*SIZES, seed=0, backend=backend)
-        rows[f"{label} compile_step"] = pkg.compile_step(net, pkg.optim.SGD(lr=LR))
-        rows[f"{label} compile_step"] = _bind(rows[f"{label} compile_step"], x, t)
+        step = pkg.compile_step(pkg.TwoLayerNet(*SIZES, seed=0, backend=backend),
+                                pkg.optim.SGD(lr=LR))
+        rows[f"{label} compile_step"] = lambda: step(x, t)
     return rows
-
-
-def _bind(step: Any, x: Any, t: Any) -> Callable[[], Any]:
-    return lambda: step(x, t)
 
 
 def _hand_jit(params: dict[str, Any], x: Any, t: Any) -> Callable[[], Any]:

@@ -383,15 +383,13 @@ class Optimizer:
                 namespace_of(param, other)  # the device check
                 return
             except BackendMismatchError:
-                pass  # said again below, with the names
+                pass  # check_like says it again, with the names
         param_name = f"params[{key!r}]"
         if slot is None:
             other_name, hint = f"grads[{key!r}]", ""
         else:
             other_name = f"the optimizer's {slot!r} state of {key!r}"
             hint = " (after net.to(...), move the optimizer too: optimizer = optimizer.to(...))"
-        if same_kind(param, other):
-            namespace_of(param, other, names=(param_name, other_name))
         check_like(param, other, where=f"{type(self).__name__}.update", ref_name=param_name,
                    value_name=other_name, hint=hint)
 
